@@ -1,0 +1,1 @@
+//! The Claude Code CLI's stream-json wire format.

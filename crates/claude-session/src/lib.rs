@@ -1,0 +1,1 @@
+//! One Claude Code session: a ractor actor owning one CLI process.

@@ -1,0 +1,1 @@
+//! Generic OTP supervision on ractor (see `docs/semantics.md`).
