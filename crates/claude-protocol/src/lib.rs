@@ -1,1 +1,31 @@
 //! The Claude Code CLI's stream-json wire format.
+
+mod content;
+mod control;
+mod error;
+mod message;
+mod permission;
+mod result;
+mod serde_util;
+mod system;
+mod usage;
+
+pub use content::{ApiMessage, ContentBlock, UserApiMessage, UserContent};
+pub use control::{
+    AgentInfo, CanUseToolRequest, ControlCancelRequest, ControlError, ControlRequest,
+    ControlRequestBody, ControlResponse, ControlResponseBody, ControlSuccess, HookCallbackRequest,
+    HookMatcher, HooksConfig, InitializeRequest, InitializeResponse, McpMessageRequest, ModelInfo,
+    PermissionDecision, RequestId, RequestIdGenerator, SlashCommand,
+};
+pub use error::ParseError;
+pub use message::{
+    AssistantMessage, CommandLifecycle, ConversationReset, KeepAlive, MalformedMessage, Message,
+    PromptSuggestion, RateLimitEvent, StreamEvent, UserInput, UserMessage,
+};
+pub use permission::PermissionMode;
+pub use result::{PermissionDenial, ResultMessage, ResultSubtype};
+pub use system::{
+    ApiRetryMessage, CompactBoundaryMessage, InitMessage, McpServerStatus, PermissionDeniedMessage,
+    StatusMessage, SystemMessage, UiInvalidateMessage,
+};
+pub use usage::{ModelUsage, Usage};

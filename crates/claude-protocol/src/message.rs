@@ -1,0 +1,583 @@
+//! The top-level [`Message`]: one line of stream-json, either direction.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::content::{ApiMessage, ContentBlock, UserApiMessage, UserContent};
+use crate::control::{ControlCancelRequest, ControlRequest, ControlResponse};
+use crate::error::ParseError;
+use crate::result::ResultMessage;
+use crate::serde_util::{double_option, json_kind};
+use crate::system::SystemMessage;
+
+/// One stream-json line, either direction.
+///
+/// Parsing ([`Message::from_json_line`], [`Message::from_value`], `Deserialize`) fails
+/// only on invalid JSON or a line that is not a JSON object. An unknown `type` becomes
+/// [`Message::Unknown`]; a known `type` whose known fields have the wrong shape, or whose
+/// typed form would not re-serialise to the same JSON, becomes [`Message::Malformed`] with
+/// the reason. Either way [`Message::to_value`] gives back JSON equal to the input.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Message {
+    /// `system` (init, status, api_retry, …).
+    System(SystemMessage),
+    /// `assistant`: one content block per line.
+    Assistant(AssistantMessage),
+    /// `user`: our input, its replay, or tool results.
+    User(UserMessage),
+    /// `result`: the end of a turn.
+    Result(ResultMessage),
+    /// `stream_event` (with `--include-partial-messages`).
+    StreamEvent(StreamEvent),
+    /// `control_request`.
+    ControlRequest(ControlRequest),
+    /// `control_response`.
+    ControlResponse(ControlResponse),
+    /// `control_cancel_request`.
+    ControlCancelRequest(ControlCancelRequest),
+    /// `rate_limit_event`.
+    RateLimitEvent(RateLimitEvent),
+    /// `command_lifecycle` (queued / started / completed of a user line with a uuid).
+    CommandLifecycle(CommandLifecycle),
+    /// `prompt_suggestion` (with `--prompt-suggestions`).
+    PromptSuggestion(PromptSuggestion),
+    /// `conversation_reset`: cumulative totals restart; the session id may change.
+    ConversationReset(ConversationReset),
+    /// `keep_alive`.
+    KeepAlive(KeepAlive),
+    /// A `type` this crate does not know, kept whole.
+    Unknown(Value),
+    /// A known `type` that did not fit its typed form, kept whole with the reason.
+    Malformed(MalformedMessage),
+}
+
+/// A line of a known `type` that could not be typed exactly; see [`Message::Malformed`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct MalformedMessage {
+    /// The `type` of the line.
+    pub type_name: String,
+    /// Why it was not typed.
+    pub reason: String,
+    /// The whole line.
+    pub raw: Value,
+}
+
+const KNOWN_TYPES: &[&str] = &[
+    "system",
+    "assistant",
+    "user",
+    "result",
+    "stream_event",
+    "control_request",
+    "control_response",
+    "control_cancel_request",
+    "rate_limit_event",
+    "command_lifecycle",
+    "prompt_suggestion",
+    "conversation_reset",
+    "keep_alive",
+];
+
+impl Message {
+    /// Parses one line (surrounding whitespace is ignored).
+    pub fn from_json_line(line: &str) -> Result<Message, ParseError> {
+        let value: Value =
+            serde_json::from_str(line.trim()).map_err(|e| ParseError::InvalidJson {
+                source: e,
+                line_len: line.len(),
+            })?;
+        Self::from_value(value)
+    }
+
+    /// Types a JSON value. Fails only if it is not an object.
+    pub fn from_value(value: Value) -> Result<Message, ParseError> {
+        let Value::Object(map) = value else {
+            return Err(ParseError::NotAnObject {
+                kind: json_kind(&value),
+            });
+        };
+        let type_name = match map.get("type") {
+            Some(Value::String(t)) => t.clone(),
+            Some(other) => {
+                let reason = format!("`type` is {}, not a string", json_kind(other));
+                return Ok(Message::Malformed(MalformedMessage {
+                    type_name: String::new(),
+                    reason,
+                    raw: Value::Object(map),
+                }));
+            }
+            None => return Ok(Message::Unknown(Value::Object(map))),
+        };
+        if !KNOWN_TYPES.contains(&type_name.as_str()) {
+            return Ok(Message::Unknown(Value::Object(map)));
+        }
+        let mut body = map.clone();
+        body.shift_remove("type");
+        let typed = match Self::typed(&type_name, body) {
+            Ok(m) => m,
+            Err(e) => {
+                return Ok(Message::Malformed(MalformedMessage {
+                    type_name,
+                    reason: e.to_string(),
+                    raw: Value::Object(map),
+                }));
+            }
+        };
+        let original = Value::Object(map);
+        if typed.to_value() != original {
+            return Ok(Message::Malformed(MalformedMessage {
+                type_name,
+                reason: "the typed form would not re-serialise to the same JSON".into(),
+                raw: original,
+            }));
+        }
+        Ok(typed)
+    }
+
+    fn typed(type_name: &str, body: Map<String, Value>) -> Result<Message, serde_json::Error> {
+        fn de<T: DeserializeOwned>(body: Map<String, Value>) -> Result<T, serde_json::Error> {
+            serde_json::from_value(Value::Object(body))
+        }
+        Ok(match type_name {
+            "system" => Message::System(de(body)?),
+            "assistant" => Message::Assistant(de(body)?),
+            "user" => Message::User(de(body)?),
+            "result" => Message::Result(de(body)?),
+            "stream_event" => Message::StreamEvent(de(body)?),
+            "control_request" => Message::ControlRequest(de(body)?),
+            "control_response" => Message::ControlResponse(de(body)?),
+            "control_cancel_request" => Message::ControlCancelRequest(de(body)?),
+            "rate_limit_event" => Message::RateLimitEvent(de(body)?),
+            "command_lifecycle" => Message::CommandLifecycle(de(body)?),
+            "prompt_suggestion" => Message::PromptSuggestion(de(body)?),
+            "conversation_reset" => Message::ConversationReset(de(body)?),
+            "keep_alive" => Message::KeepAlive(de(body)?),
+            other => {
+                let mut m = body;
+                m.insert("type".into(), Value::from(other));
+                Message::Unknown(Value::Object(m))
+            }
+        })
+    }
+
+    /// The JSON value of this message (equal to the parsed input, if it was parsed).
+    pub fn to_value(&self) -> Value {
+        fn with_type<T: Serialize>(t: &str, inner: &T) -> Value {
+            let mut out = Map::new();
+            out.insert("type".into(), Value::from(t));
+            match serde_json::to_value(inner) {
+                Ok(Value::Object(m)) => out.extend(m),
+                // Our types always serialise to objects (maps with string keys); an
+                // untyped `Other(Value)` could hold a non-object only if built by hand.
+                Ok(other) => {
+                    out.insert("value".into(), other);
+                }
+                Err(e) => {
+                    out.insert("serialization_error".into(), Value::from(e.to_string()));
+                }
+            }
+            Value::Object(out)
+        }
+        match self {
+            Message::System(m) => with_type("system", m),
+            Message::Assistant(m) => with_type("assistant", m),
+            Message::User(m) => with_type("user", m),
+            Message::Result(m) => with_type("result", m),
+            Message::StreamEvent(m) => with_type("stream_event", m),
+            Message::ControlRequest(m) => with_type("control_request", m),
+            Message::ControlResponse(m) => with_type("control_response", m),
+            Message::ControlCancelRequest(m) => with_type("control_cancel_request", m),
+            Message::RateLimitEvent(m) => with_type("rate_limit_event", m),
+            Message::CommandLifecycle(m) => with_type("command_lifecycle", m),
+            Message::PromptSuggestion(m) => with_type("prompt_suggestion", m),
+            Message::ConversationReset(m) => with_type("conversation_reset", m),
+            Message::KeepAlive(m) => with_type("keep_alive", m),
+            Message::Unknown(v) => v.clone(),
+            Message::Malformed(m) => m.raw.clone(),
+        }
+    }
+
+    /// One line of JSON, without the trailing newline. Never contains a raw newline.
+    pub fn to_json_line(&self) -> String {
+        self.to_value().to_string()
+    }
+
+    /// The `type` as on the wire (`""` for an untyped value without one).
+    pub fn type_name(&self) -> &str {
+        match self {
+            Message::System(_) => "system",
+            Message::Assistant(_) => "assistant",
+            Message::User(_) => "user",
+            Message::Result(_) => "result",
+            Message::StreamEvent(_) => "stream_event",
+            Message::ControlRequest(_) => "control_request",
+            Message::ControlResponse(_) => "control_response",
+            Message::ControlCancelRequest(_) => "control_cancel_request",
+            Message::RateLimitEvent(_) => "rate_limit_event",
+            Message::CommandLifecycle(_) => "command_lifecycle",
+            Message::PromptSuggestion(_) => "prompt_suggestion",
+            Message::ConversationReset(_) => "conversation_reset",
+            Message::KeepAlive(_) => "keep_alive",
+            Message::Unknown(v) => v.get("type").and_then(Value::as_str).unwrap_or(""),
+            Message::Malformed(m) => &m.type_name,
+        }
+    }
+
+    /// The line's `session_id`, if it has one (for `hook_callback` requests: `input.session_id`).
+    pub fn session_id(&self) -> Option<&str> {
+        match self {
+            Message::System(m) => m.session_id(),
+            Message::Assistant(m) => m.session_id.as_deref(),
+            Message::User(m) => m.session_id.as_deref(),
+            Message::Result(m) => Some(&m.session_id),
+            Message::StreamEvent(m) => m.session_id.as_deref(),
+            Message::ControlRequest(r) => match &r.request {
+                crate::control::ControlRequestBody::HookCallback(h) => {
+                    h.input.get("session_id").and_then(Value::as_str)
+                }
+                _ => None,
+            },
+            Message::ControlResponse(_)
+            | Message::ControlCancelRequest(_)
+            | Message::KeepAlive(_) => None,
+            Message::RateLimitEvent(m) => m.session_id.as_deref(),
+            Message::CommandLifecycle(m) => m.session_id.as_deref(),
+            Message::PromptSuggestion(m) => m.session_id.as_deref(),
+            Message::ConversationReset(m) => m.session_id.as_deref(),
+            Message::Unknown(v) => v.get("session_id").and_then(Value::as_str),
+            Message::Malformed(m) => m.raw.get("session_id").and_then(Value::as_str),
+        }
+    }
+
+    /// Whether this line is kept raw ([`Message::Unknown`], [`Message::Malformed`]) or has
+    /// a raw inner part (an unknown `system` subtype or control subtype).
+    pub fn is_raw(&self) -> bool {
+        use crate::control::{ControlRequestBody, ControlResponseBody};
+        match self {
+            Message::Unknown(_) | Message::Malformed(_) => true,
+            Message::System(SystemMessage::Other(_)) => true,
+            Message::ControlRequest(r) => matches!(r.request, ControlRequestBody::Unknown(_)),
+            Message::ControlResponse(r) => matches!(r.response, ControlResponseBody::Unknown(_)),
+            _ => false,
+        }
+    }
+}
+
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Message::from_value(v).map_err(serde::de::Error::custom)
+    }
+}
+
+impl From<SystemMessage> for Message {
+    fn from(m: SystemMessage) -> Self {
+        Message::System(m)
+    }
+}
+impl From<UserMessage> for Message {
+    fn from(m: UserMessage) -> Self {
+        Message::User(m)
+    }
+}
+impl From<ControlRequest> for Message {
+    fn from(m: ControlRequest) -> Self {
+        Message::ControlRequest(m)
+    }
+}
+impl From<ControlResponse> for Message {
+    fn from(m: ControlResponse) -> Self {
+        Message::ControlResponse(m)
+    }
+}
+impl From<ControlCancelRequest> for Message {
+    fn from(m: ControlCancelRequest) -> Self {
+        Message::ControlCancelRequest(m)
+    }
+}
+
+/// An `assistant` line: one content block of an API message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AssistantMessage {
+    /// The API message.
+    pub message: ApiMessage,
+    /// `None` = absent, `Some(None)` = `null` (top level), `Some(Some(id))` inside a subagent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub parent_tool_use_id: Option<Option<String>>,
+    /// The session id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The line's uuid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// An error kind for CLI-made messages (e.g. `server_error` on API errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Keys this crate does not model (`timestamp`, `request_id`, …).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl AssistantMessage {
+    /// The parent tool use id (set inside subagents).
+    pub fn parent_tool_use_id(&self) -> Option<&str> {
+        self.parent_tool_use_id.as_ref().and_then(|p| p.as_deref())
+    }
+}
+
+/// A `user` line: what we write, what the CLI replays, or tool results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserMessage {
+    /// `{"role":"user","content":…}`.
+    pub message: UserApiMessage,
+    /// `None` = absent, `Some(None)` = `null`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub parent_tool_use_id: Option<Option<String>>,
+    /// The session id (the CLI ignores the one we send).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The line's uuid (ours: the CLI reports `command_lifecycle` for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// Tool output details (an object, or a string for errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_use_result: Option<Value>,
+    /// `isReplay`: an echo of our input (`--replay-user-messages`).
+    #[serde(rename = "isReplay", default, skip_serializing_if = "Option::is_none")]
+    pub is_replay: Option<bool>,
+    /// Keys this crate does not model (`timestamp`, `tool_result_meta`, …).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl UserMessage {
+    /// The frame the SDKs write:
+    /// `{"type":"user","message":{"role":"user","content":…},"parent_tool_use_id":null,"session_id":"default"}`.
+    pub fn new(content: impl Into<UserContent>) -> Self {
+        Self {
+            message: UserApiMessage::new(content),
+            parent_tool_use_id: Some(None),
+            session_id: Some("default".into()),
+            uuid: None,
+            tool_use_result: None,
+            is_replay: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// A text input frame.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::new(UserContent::Text(text.into()))
+    }
+
+    /// A block input frame (text, images, …).
+    pub fn blocks(blocks: Vec<ContentBlock>) -> Self {
+        Self::new(UserContent::Blocks(blocks))
+    }
+
+    /// Sets the uuid (the CLI then reports `command_lifecycle` for this input).
+    pub fn with_uuid(mut self, uuid: impl Into<String>) -> Self {
+        self.uuid = Some(uuid.into());
+        self
+    }
+
+    /// Sets `parent_tool_use_id`.
+    pub fn with_parent_tool_use_id(mut self, id: impl Into<String>) -> Self {
+        self.parent_tool_use_id = Some(Some(id.into()));
+        self
+    }
+
+    /// The parent tool use id.
+    pub fn parent_tool_use_id(&self) -> Option<&str> {
+        self.parent_tool_use_id.as_ref().and_then(|p| p.as_deref())
+    }
+
+    /// The tool results in this message.
+    pub fn tool_results(&self) -> impl Iterator<Item = &ContentBlock> {
+        let blocks: &[ContentBlock] = match &self.message.content {
+            UserContent::Blocks(b) => b,
+            _ => &[],
+        };
+        blocks
+            .iter()
+            .filter(|b| matches!(b, ContentBlock::ToolResult { .. }))
+    }
+}
+
+/// Outgoing user input; a convenience over [`UserMessage`].
+///
+/// ```
+/// use claude_protocol::UserInput;
+/// let line = UserInput::text("hello").to_json_line();
+/// assert_eq!(
+///     serde_json::from_str::<serde_json::Value>(&line).unwrap(),
+///     serde_json::json!({"type":"user","message":{"role":"user","content":"hello"},
+///                        "parent_tool_use_id":null,"session_id":"default"})
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserInput(pub UserMessage);
+
+impl UserInput {
+    /// Text input.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self(UserMessage::text(text))
+    }
+
+    /// Block input (text, images).
+    pub fn blocks(blocks: Vec<ContentBlock>) -> Self {
+        Self(UserMessage::blocks(blocks))
+    }
+
+    /// Sets the uuid.
+    pub fn with_uuid(self, uuid: impl Into<String>) -> Self {
+        Self(self.0.with_uuid(uuid))
+    }
+
+    /// The message.
+    pub fn into_message(self) -> Message {
+        Message::User(self.0)
+    }
+
+    /// The line to write (no trailing newline).
+    pub fn to_json_line(&self) -> String {
+        Message::User(self.0.clone()).to_json_line()
+    }
+}
+
+impl From<UserInput> for Message {
+    fn from(u: UserInput) -> Self {
+        u.into_message()
+    }
+}
+
+/// A `stream_event` line: one raw SSE event of the Messages API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StreamEvent {
+    /// The SSE event (`message_start`, `content_block_delta`, …), as is.
+    pub event: Value,
+    /// `None` = absent, `Some(None)` = `null`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub parent_tool_use_id: Option<Option<String>>,
+    /// The session id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The line's uuid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// Keys this crate does not model (`api_message_id`, `ttft_ms`, …).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl StreamEvent {
+    /// `event.type`.
+    pub fn event_type(&self) -> Option<&str> {
+        self.event.get("type").and_then(Value::as_str)
+    }
+
+    /// The text of a `content_block_delta` / `text_delta`.
+    pub fn text_delta(&self) -> Option<&str> {
+        let delta = self.event.get("delta")?;
+        if delta.get("type")?.as_str()? == "text_delta" {
+            delta.get("text")?.as_str()
+        } else {
+            None
+        }
+    }
+}
+
+macro_rules! simple_frame {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+        #[non_exhaustive]
+        pub struct $name {
+            $(
+                $(#[$fdoc])*
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: $ty,
+            )*
+            /// Keys this crate does not model.
+            #[serde(flatten)]
+            pub extra: Map<String, Value>,
+        }
+    };
+}
+
+simple_frame!(
+    /// `rate_limit_event`.
+    RateLimitEvent {
+        /// `{status, resetsAt, rateLimitType, …}`.
+        rate_limit_info: Option<Value>,
+        /// The session id.
+        session_id: Option<String>,
+        /// The line's uuid.
+        uuid: Option<String>,
+    }
+);
+
+simple_frame!(
+    /// `command_lifecycle`: the state of a user line we sent with a `uuid`.
+    CommandLifecycle {
+        /// The uuid of our user line.
+        command_uuid: Option<String>,
+        /// `queued`, `started`, `completed`, …
+        state: Option<String>,
+        /// The session id.
+        session_id: Option<String>,
+        /// The line's uuid.
+        uuid: Option<String>,
+    }
+);
+
+simple_frame!(
+    /// `prompt_suggestion`: a predicted next prompt.
+    PromptSuggestion {
+        /// The suggestion.
+        suggestion: Option<String>,
+        /// The session id.
+        session_id: Option<String>,
+        /// The line's uuid.
+        uuid: Option<String>,
+    }
+);
+
+simple_frame!(
+    /// `conversation_reset`: the conversation restarted (cumulative totals reset).
+    ConversationReset {
+        /// The (new) session id.
+        session_id: Option<String>,
+        /// The line's uuid.
+        uuid: Option<String>,
+    }
+);
+
+simple_frame!(
+    /// `keep_alive`.
+    KeepAlive {}
+);
