@@ -1,1 +1,76 @@
-//! One Claude Code session: a ractor actor owning one CLI process.
+//! One Claude Code session: a [ractor](https://docs.rs/ractor) actor owning one CLI process.
+//!
+//! This crate is the leaf of every supervision tree. A [`Session`] launches the CLI in two-way
+//! stream-json mode (through a [`Launcher`]), sends `initialize`, and is ready once the CLI has
+//! answered. From then on:
+//!
+//! - **Turns** — [`Session::query`] queues a [`Prompt`] and returns a [`TurnStream`] of typed
+//!   messages ending with the turn's `result`. Turns run one at a time in a bounded FIFO queue
+//!   ([`QueuePolicy`]); each stream receives only the frames of its own turn. Helpers collect a
+//!   turn ([`TurnStream::collect`] → [`TurnOutput`]: text, tool calls with their results, the
+//!   result, the cost) or stream its text ([`TurnStream::text_deltas`]).
+//! - **Control** — [`Session::interrupt`] (works before the first frame too),
+//!   [`Session::set_model`], [`Session::set_permission_mode`], [`Session::mcp_status`],
+//!   [`Session::context_usage`]; dropping a turn's stream interrupts it or takes it off the queue.
+//! - **Time limits** ([`Timeouts`]) — init, per turn, and a stall detector that interrupts a
+//!   silent turn and stops the CLI if the interrupt does not end it.
+//! - **Robust framing** — lines up to a configurable limit (64 MiB by default); an oversize or
+//!   malformed line is reported as a [`SessionEvent`] and skipped, and the session lives on.
+//!   stderr is always drained; its tail goes into errors.
+//! - **Process hygiene** — the CLI runs in its own process group and dies with its host; stopping
+//!   follows the recipe interrupt → close stdin → grace → SIGTERM → grace → SIGKILL → reap. A CLI
+//!   that dies on its own fails the running and queued turns with a [`SessionError`] carrying its
+//!   exit status and stderr tail, and the actor exits abnormally so a supervisor can restart it.
+//! - **State** — the session id (from the newest `init`, `result` or `conversation_reset`) and
+//!   per-turn cost computed from the CLI's cumulative totals live in a [`SessionLedger`] that a
+//!   restarted instance can share, so totals continue instead of resetting or double counting.
+//! - **Observability** — [`Session::health`] returns a serde [`HealthSnapshot`];
+//!   [`Session::events`] subscribes to typed [`SessionEvent`]s; `tracing` spans cover each
+//!   session's I/O tasks.
+//!
+//! For one-shot work, [`query`] starts a session, runs one prompt and stops it.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use claude_session::{Session, SessionConfig};
+//! use futures::StreamExt;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let cli = claude_protocol::find_cli(None)?;
+//! let config = SessionConfig::builder("assistant", cli).turn_timeout("5m").build()?;
+//! let session = Session::start(config).await?;
+//!
+//! let mut turn = session.query("List the files here").await?;
+//! while let Some(message) = turn.next().await {
+//!     println!("{:?}", message?);
+//! }
+//! println!("spent so far: ${:.4}", session.ledger().totals().cost_usd);
+//! session.stop().await?;
+//! # Ok(()) }
+//! ```
+
+mod actor;
+mod config;
+mod error;
+mod events;
+mod framing;
+mod health;
+mod incoming;
+mod launcher;
+mod ledger;
+mod query;
+mod session;
+mod stderr;
+mod turn;
+
+pub use config::{ConfigError, IntoDuration, QueuePolicy, SessionConfig, SessionConfigBuilder, Timeouts};
+pub use error::{ExitInfo, SessionError};
+pub use events::{SessionEvent, SessionEventKind, SkipReason};
+pub use health::{HealthSnapshot, SessionStatus};
+pub use incoming::{ControlHandler, RequestContext};
+pub use launcher::{GroupSignal, GroupSignaller, LaunchError, LaunchedProcess, Launcher, LocalLauncher};
+pub use ledger::{CostTotals, SessionLedger, TurnCost};
+pub use query::query;
+pub use session::{ContextUsage, Session, StartOptions};
+pub use turn::{Prompt, ServerInfo, ToolCall, TurnOutput, TurnStream};

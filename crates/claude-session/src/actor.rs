@@ -1,0 +1,663 @@
+//! The session actor: one ractor actor owning one CLI process.
+//!
+//! The actor holds the turn queue and the session's state; three tasks do the I/O
+//! ([`reader`], [`writer`], the stderr drain) and one waits for the process to exit. The actor
+//! writes a turn only when the previous one has ended, so each turn is routed exactly the frames
+//! between its user line and its `result`.
+//!
+//! Exits: a stop asked for by the owner runs the shutdown recipe in `post_stop` and ends the
+//! actor normally; a CLI that dies on its own fails the running and queued turns with its exit
+//! status and stderr tail, and the actor *fails* (ractor's `ActorFailed`), so a supervisor restarts
+//! it. Should the actor be killed outright (which skips `post_stop`), dropping its state SIGKILLs
+//! the process group: no process outlives its session.
+
+mod reader;
+mod writer;
+
+use std::collections::VecDeque;
+use std::process::ExitStatus;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use claude_protocol::{ControlRequest, ControlRequestBody, Message, RequestIdGenerator};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+pub(crate) use reader::{Activity, ControlAnswer, ReaderCmd};
+pub(crate) use writer::WriterCmd;
+
+use crate::config::SessionConfig;
+use crate::error::{ExitInfo, SessionError};
+use crate::events::{SessionEvent, SessionEventKind};
+use crate::framing::LineReader;
+use crate::health::{HealthSnapshot, SessionStatus, rss_bytes};
+use crate::incoming::{ControlHandler, IncomingRequests};
+use crate::launcher::{GroupSignal, GroupSignaller};
+use crate::ledger::TurnCost;
+use crate::stderr::StderrTail;
+use crate::turn::{Prompt, ServerInfo};
+
+/// How a turn ended, as far as its caller's outcome channel is concerned.
+pub(crate) type TurnOutcome = Result<TurnCost, SessionError>;
+
+/// A turn waiting in the queue.
+#[derive(Debug)]
+pub(crate) struct PendingTurn {
+    pub(crate) id: u64,
+    pub(crate) prompt: Prompt,
+    pub(crate) frames: mpsc::Sender<Message>,
+    pub(crate) outcome: oneshot::Sender<TurnOutcome>,
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
+/// What the reader saw in a turn's `result`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TurnEnd {
+    pub(crate) is_error: bool,
+    pub(crate) cumulative_usd: Option<f64>,
+    pub(crate) usage: TurnCost,
+}
+
+/// The actor's mailbox.
+#[derive(Debug)]
+pub(crate) enum SessionMsg {
+    Query(PendingTurn),
+    CancelTurn(u64),
+    Interrupt(oneshot::Sender<Result<bool, SessionError>>),
+    Control { body: ControlRequestBody, reply: oneshot::Sender<Result<serde_json::Value, SessionError>> },
+    Health(oneshot::Sender<HealthSnapshot>),
+    TurnFinished { turn: u64, end: TurnEnd },
+    SessionId(String),
+    ConversationReset,
+    StdoutClosed(Option<String>),
+    PipeFailed(String),
+    ProcessExited(Result<ExitStatus, String>),
+    Tick,
+}
+
+/// What `Session::start` hands the actor.
+pub(crate) struct StartArgs {
+    pub(crate) config: SessionConfig,
+    pub(crate) events: broadcast::Sender<SessionEvent>,
+    pub(crate) info: Arc<OnceLock<ServerInfo>>,
+    pub(crate) handler: Option<Arc<dyn ControlHandler>>,
+}
+
+pub(crate) struct SessionActor;
+
+/// One running CLI process and the tasks around it.
+struct Process {
+    number: u64,
+    pid: Option<u32>,
+    launched_at: Instant,
+    writer: mpsc::UnboundedSender<WriterCmd>,
+    reader: mpsc::UnboundedSender<ReaderCmd>,
+    signaller: Arc<dyn GroupSignaller>,
+    exit: watch::Receiver<Option<Result<ExitStatus, String>>>,
+    stderr: StderrTail,
+    activity: Arc<Activity>,
+    incoming: IncomingRequests,
+    reader_task: JoinHandle<()>,
+    stderr_task: JoinHandle<()>,
+    other_tasks: Vec<JoinHandle<()>>,
+    _spill_dir: tempfile::TempDir,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // The last line of defence (an actor killed outright skips `post_stop`): nothing in the
+        // group may outlive the session. Harmless when the group is already gone.
+        let _ = self.signaller.signal(GroupSignal::Kill);
+        self.incoming.abort_all();
+        self.reader_task.abort();
+        self.stderr_task.abort();
+        for task in &self.other_tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Process {
+    fn exit_status(&self) -> Option<Result<ExitStatus, String>> {
+        self.exit.borrow().clone()
+    }
+
+    async fn wait_exit(&mut self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.exit.wait_for(Option::is_some)).await.is_ok()
+    }
+
+    /// Waits (bounded) for stdout and stderr to reach their ends, so that every frame has been
+    /// routed and the stderr tail is complete before an error is built from them.
+    async fn settle_output(&mut self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            let _ = (&mut self.reader_task).await;
+            let _ = (&mut self.stderr_task).await;
+        })
+        .await;
+    }
+
+    fn send_frame(&self, frame: &Message) {
+        match serde_json::to_vec(frame) {
+            Ok(line) => {
+                let _ = self.writer.send(WriterCmd::Line(line));
+            }
+            Err(e) => tracing::error!(error = %e, "could not serialise a frame"),
+        }
+    }
+
+    /// Writes a control request; the receiver resolves with its answer.
+    fn send_control(&self, ids: &RequestIdGenerator, body: ControlRequestBody) -> oneshot::Receiver<ControlAnswer> {
+        let (tx, rx) = oneshot::channel();
+        let request_id = ids.next_id().0;
+        let _ = self.reader.send(ReaderCmd::ExpectControl { request_id: request_id.clone(), reply: tx });
+        self.send_frame(&Message::ControlRequest(ControlRequest::new(request_id, body)));
+        rx
+    }
+}
+
+struct ActiveTurn {
+    id: u64,
+    outcome: Option<oneshot::Sender<TurnOutcome>>,
+    _permit: OwnedSemaphorePermit,
+    started: Instant,
+    stall_interrupt_at: Option<Instant>,
+    timed_out: bool,
+}
+
+pub(crate) struct State {
+    config: SessionConfig,
+    events: broadcast::Sender<SessionEvent>,
+    process: Process,
+    status: SessionStatus,
+    queue: VecDeque<PendingTurn>,
+    active: Option<ActiveTurn>,
+    ids: RequestIdGenerator,
+    turns_done: u64,
+    cli_version: Option<String>,
+    /// Why the runtime itself is bringing the process down (a stall, a lost pipe), if it is.
+    failure: Option<Failure>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug, Clone)]
+enum Failure {
+    Stalled { turn: u64, idle: Duration },
+    Disconnected(String),
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        if let Some(t) = &self.ticker {
+            t.abort();
+        }
+    }
+}
+
+impl State {
+    fn name(&self) -> String {
+        self.config.name.to_string()
+    }
+
+    fn emit(&self, kind: SessionEventKind) {
+        let _ = self.events.send(SessionEvent { session: self.config.name.clone(), kind });
+    }
+
+    fn stderr_tail(&self) -> String {
+        self.process.stderr.text()
+    }
+
+    fn try_dispatch(&mut self) {
+        if self.active.is_some() || self.status != SessionStatus::Ready {
+            return;
+        }
+        let Some(turn) = self.queue.pop_front() else { return };
+        let _ = self.process.reader.send(ReaderCmd::BeginTurn { turn: turn.id, sink: turn.frames });
+        self.process.send_frame(&turn.prompt.to_frame());
+        self.active = Some(ActiveTurn {
+            id: turn.id,
+            outcome: Some(turn.outcome),
+            _permit: turn.permit,
+            started: Instant::now(),
+            stall_interrupt_at: None,
+            timed_out: false,
+        });
+        self.status = SessionStatus::Busy;
+        tracing::debug!(session = %self.config.name, turn = turn.id, "turn started");
+        self.emit(SessionEventKind::TurnStarted { turn: turn.id });
+    }
+
+    /// Interrupts the running turn without waiting for the answer.
+    fn interrupt_quietly(&self) {
+        let _ = self.process.reader.send(ReaderCmd::Draining);
+        let _ = self.process.send_control(&self.ids, ControlRequestBody::Interrupt);
+    }
+
+    fn fail_active(&mut self, error: SessionError) {
+        let Some(active) = self.active.as_mut() else { return };
+        let turn = active.id;
+        let _ = self.process.reader.send(ReaderCmd::AbandonTurn { turn });
+        if let Some(outcome) = active.outcome.take() {
+            let _ = self.events.send(SessionEvent {
+                session: self.config.name.clone(),
+                kind: SessionEventKind::TurnFailed { turn, error: error.to_string() },
+            });
+            let _ = outcome.send(Err(error));
+        }
+    }
+
+    /// Fails the running turn and every queued one; `make` builds each error from the running
+    /// turn's id.
+    fn fail_all(&mut self, make: impl Fn(Option<u64>) -> SessionError) {
+        let running = self.active.as_ref().map(|a| a.id);
+        if self.active.as_ref().is_some_and(|a| a.outcome.is_some()) {
+            self.fail_active(make(running));
+        }
+        self.active = None;
+        for turn in self.queue.drain(..) {
+            let _ = turn.outcome.send(Err(make(running)));
+        }
+    }
+
+    fn health(&self) -> HealthSnapshot {
+        HealthSnapshot {
+            name: self.name(),
+            status: self.status,
+            pid: self.process.pid,
+            uptime: self.process.launched_at.elapsed(),
+            session_id: self.config.ledger.session_id(),
+            queue_len: self.queue.len(),
+            turns: self.turns_done,
+            last_frame_age: self.process.activity.last_frame_age(),
+            cost: self.config.ledger.totals(),
+            rss_bytes: rss_bytes(self.process.pid),
+            cli_version: self.cli_version.clone(),
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let timeouts = self.config.timeouts.clone();
+        let Some(active) = self.active.as_mut() else { return };
+        if active.outcome.is_none() && active.stall_interrupt_at.is_none() && !active.timed_out {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(limit) = timeouts.turn
+            && !active.timed_out
+            && now.duration_since(active.started) >= limit
+        {
+            active.timed_out = true;
+            let turn = active.id;
+            tracing::warn!(session = %self.config.name, turn, "turn timeout: interrupting");
+            self.interrupt_quietly();
+            self.fail_active(SessionError::TurnTimeout { session: self.name(), turn, timeout: limit });
+            return;
+        }
+        let Some(stall) = timeouts.stall else { return };
+        let Some(active) = self.active.as_mut() else { return };
+        let idle = self.process.activity.idle_since(active.started);
+        match active.stall_interrupt_at {
+            None if idle >= stall => {
+                active.stall_interrupt_at = Some(now);
+                tracing::warn!(session = %self.config.name, turn = active.id, ?idle, "turn stalled: interrupting");
+                self.interrupt_quietly();
+            }
+            Some(at) if now.duration_since(at) >= timeouts.control && idle >= stall => {
+                let (turn, idle) = (active.id, idle);
+                tracing::error!(session = %self.config.name, turn, ?idle, "stalled turn did not end when interrupted: stopping the CLI");
+                self.fail_active(SessionError::Stalled { session: self.name(), turn, idle });
+                self.failure = Some(Failure::Stalled { turn, idle });
+                self.emit(SessionEventKind::Signalled { signal: "SIGKILL" });
+                let _ = self.process.signaller.signal(GroupSignal::Kill);
+            }
+            _ => {}
+        }
+    }
+
+    /// The process ended without being asked to: fail every turn, clean up, and return the error
+    /// the actor fails with.
+    async fn on_unexpected_exit(&mut self, status: Result<ExitStatus, String>) -> SessionError {
+        self.process.settle_output(Duration::from_secs(1)).await;
+        // Whatever the CLI left in its group (tool processes, MCP servers) goes with it.
+        let _ = self.process.signaller.signal(GroupSignal::Kill);
+        let stderr_tail = self.stderr_tail();
+        let session = self.name();
+        let status_text = match &status {
+            Ok(s) => ExitInfo(*s).to_string(),
+            Err(e) => e.clone(),
+        };
+        self.emit(SessionEventKind::ProcessExited { status: status_text.clone(), expected: false });
+        let failure = self.failure.clone();
+        let make = |turn: Option<u64>| match (&failure, &status) {
+            (Some(Failure::Stalled { turn, idle }), _) => {
+                SessionError::Stalled { session: session.clone(), turn: *turn, idle: *idle }
+            }
+            (Some(Failure::Disconnected(detail)), _) | (None, Err(detail)) => SessionError::Disconnected {
+                session: session.clone(),
+                detail: detail.clone(),
+                stderr_tail: stderr_tail.clone(),
+            },
+            (None, Ok(s)) => SessionError::Exited {
+                session: session.clone(),
+                turn,
+                status: ExitInfo(*s),
+                stderr_tail: stderr_tail.clone(),
+            },
+        };
+        let error = make(self.active.as_ref().map(|a| a.id));
+        tracing::error!(session = %self.config.name, status = %status_text, error = %error, "the CLI exited unexpectedly");
+        self.fail_all(make);
+        self.status = SessionStatus::Stopping;
+        error
+    }
+
+    /// The shutdown recipe: interrupt (if busy) → close stdin → grace → SIGTERM the group →
+    /// grace → SIGKILL the group → reap.
+    async fn shut_down(&mut self) {
+        self.status = SessionStatus::Stopping;
+        let timeouts = self.config.timeouts.clone();
+        if self.process.exit_status().is_none() {
+            if self.active.is_some() {
+                let answer = self.process.send_control(&self.ids, ControlRequestBody::Interrupt);
+                let _ = self.process.reader.send(ReaderCmd::Draining);
+                let _ = tokio::time::timeout(timeouts.control, answer).await;
+            }
+            let _ = self.process.writer.send(WriterCmd::Close);
+            if !self.process.wait_exit(timeouts.stdin_grace).await {
+                tracing::debug!(session = %self.config.name, "CLI still running after stdin closed: SIGTERM");
+                self.emit(SessionEventKind::Signalled { signal: "SIGTERM" });
+                let _ = self.process.signaller.signal(GroupSignal::Terminate);
+                if !self.process.wait_exit(timeouts.term_grace).await {
+                    tracing::warn!(session = %self.config.name, "CLI still running after SIGTERM: SIGKILL");
+                    self.emit(SessionEventKind::Signalled { signal: "SIGKILL" });
+                    let _ = self.process.signaller.signal(GroupSignal::Kill);
+                    self.process.wait_exit(Duration::from_secs(10)).await;
+                }
+            }
+        }
+        // Descendants that outlived the CLI (a tool that ignores SIGTERM, say) go now.
+        let _ = self.process.signaller.signal(GroupSignal::Kill);
+        self.process.settle_output(Duration::from_millis(500)).await;
+        if let Some(status) = self.process.exit_status() {
+            let status = match status {
+                Ok(s) => ExitInfo(s).to_string(),
+                Err(e) => e,
+            };
+            self.emit(SessionEventKind::ProcessExited { status, expected: true });
+        }
+        let session = self.name();
+        self.fail_all(|_| SessionError::Stopped { session: session.clone() });
+    }
+}
+
+/// Launches the process, starts the I/O tasks, and answers `initialize`; on any failure the
+/// process is killed and reaped before the error is returned.
+async fn launch(
+    myself: &ActorRef<SessionMsg>,
+    args: &StartArgs,
+    number: u64,
+) -> Result<(Process, serde_json::Value), SessionError> {
+    let config = &args.config;
+    let session = config.name.to_string();
+    let spill_dir = tempfile::Builder::new()
+        .prefix("claude-session-")
+        .tempdir()
+        .map_err(|e| SessionError::Launch { session: session.clone(), source: crate::LaunchError::Other(format!("could not create a spill directory: {e}")) })?;
+    let spec = config
+        .options
+        .command(&config.cli_path, Some(spill_dir.path()))
+        .map_err(|source| SessionError::Options { session: session.clone(), source })?;
+    let launched =
+        config.launcher.launch(&spec).await.map_err(|source| SessionError::Launch { session: session.clone(), source })?;
+    config.ledger.begin_process(number);
+    let span = tracing::info_span!("session", name = %config.name, process = number, pid = launched.pid);
+
+    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+    let (reader_tx, reader_rx) = mpsc::unbounded_channel();
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let stderr = StderrTail::new(config.stderr_tail_bytes);
+    let activity = Arc::new(Activity::new());
+    let incoming = IncomingRequests::new(config.name.clone(), args.handler.clone(), writer_tx.clone(), config.timeouts.control.max(Duration::from_secs(60)));
+
+    let writer_task = tokio::spawn(writer::run(launched.stdin, writer_rx, myself.clone()).instrument(span.clone()));
+    let stderr_task = tokio::spawn(stderr.clone().drain(launched.stderr, config.name.clone()).instrument(span.clone()));
+    let exit_actor = myself.clone();
+    let exit_future = launched.exit;
+    let exit_task = tokio::spawn(async move {
+        let status = exit_future.await.map_err(|e| format!("waiting for the CLI failed: {e}"));
+        let _ = exit_tx.send(Some(status.clone()));
+        let _ = exit_actor.cast(SessionMsg::ProcessExited(status));
+    });
+    let reader = reader::Reader::new(
+        config.name.clone(),
+        LineReader::new(launched.stdout, config.max_line_bytes),
+        reader_rx,
+        myself.clone(),
+        args.events.clone(),
+        incoming.clone(),
+        activity.clone(),
+    );
+    let reader_task = tokio::spawn(reader.run().instrument(span));
+    let mut process = Process {
+        number,
+        pid: launched.pid,
+        launched_at: Instant::now(),
+        writer: writer_tx,
+        reader: reader_tx,
+        signaller: launched.signaller,
+        exit: exit_rx,
+        stderr,
+        activity,
+        incoming,
+        reader_task,
+        stderr_task,
+        other_tasks: vec![writer_task, exit_task],
+        _spill_dir: spill_dir,
+    };
+    let _ = args.events.send(SessionEvent {
+        session: config.name.clone(),
+        kind: SessionEventKind::Spawned { pid: process.pid, process: number },
+    });
+
+    let ids = RequestIdGenerator::new();
+    let answer = process.send_control(&ids, ControlRequestBody::Initialize(config.options.initialize_request()));
+    let timeout = config.timeouts.init;
+    enum InitFailure {
+        Rejected(String),
+        Exited,
+        Timeout,
+    }
+    let outcome = tokio::select! {
+        answer = answer => match answer {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(message)) => Err(InitFailure::Rejected(message)),
+            // The reader ended: the process closed its stdout, so it is exiting.
+            Err(_) => Err(InitFailure::Exited),
+        },
+        _ = process.exit.wait_for(Option::is_some) => Err(InitFailure::Exited),
+        _ = tokio::time::sleep(timeout) => Err(InitFailure::Timeout),
+    };
+    let failure = match outcome {
+        Ok(value) => return Ok((process, value)),
+        Err(failure) => failure,
+    };
+    if matches!(failure, InitFailure::Exited) {
+        // Let a process that closed its stdout finish exiting, so its own status is reported.
+        process.wait_exit(Duration::from_secs(1)).await;
+    }
+    let exited_by_itself = process.exit_status();
+    let _ = process.signaller.signal(GroupSignal::Kill);
+    process.wait_exit(Duration::from_secs(10)).await;
+    process.settle_output(Duration::from_secs(1)).await;
+    let stderr_tail = process.stderr.text();
+    Err(match failure {
+        InitFailure::Rejected(message) => SessionError::InitRejected { session, message },
+        InitFailure::Timeout => SessionError::InitTimeout { session, timeout, stderr_tail },
+        InitFailure::Exited => match exited_by_itself {
+            Some(Ok(status)) => SessionError::ExitedDuringStart { session, status: ExitInfo(status), stderr_tail },
+            Some(Err(detail)) => SessionError::Disconnected { session, detail, stderr_tail },
+            None => SessionError::Disconnected {
+                session,
+                detail: "the CLI closed its stdout before answering `initialize`".into(),
+                stderr_tail,
+            },
+        },
+    })
+}
+
+fn spawn_ticker(myself: &ActorRef<SessionMsg>, config: &SessionConfig) -> Option<JoinHandle<()>> {
+    let shortest = [config.timeouts.stall, config.timeouts.turn].into_iter().flatten().min()?;
+    let period = (shortest / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    let actor = myself.clone();
+    Some(tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if actor.cast(SessionMsg::Tick).is_err() {
+                return;
+            }
+        }
+    }))
+}
+
+impl Actor for SessionActor {
+    type Msg = SessionMsg;
+    type State = State;
+    type Arguments = StartArgs;
+
+    async fn pre_start(&self, myself: ActorRef<SessionMsg>, args: StartArgs) -> Result<State, ActorProcessingErr> {
+        let (process, init) = launch(&myself, &args, 1).await?;
+        let info = ServerInfo::from_initialize(init);
+        let cli_version = info.cli_version().map(str::to_owned);
+        let _ = args.info.set(info);
+        let _ = args.events.send(SessionEvent {
+            session: args.config.name.clone(),
+            kind: SessionEventKind::Initialized { cli_version: cli_version.clone() },
+        });
+        tracing::info!(session = %args.config.name, pid = process.pid, cli_version, "session ready");
+        let ticker = spawn_ticker(&myself, &args.config);
+        Ok(State {
+            config: args.config,
+            events: args.events,
+            process,
+            status: SessionStatus::Ready,
+            queue: VecDeque::new(),
+            active: None,
+            ids: RequestIdGenerator::new(),
+            turns_done: 0,
+            cli_version,
+            failure: None,
+            ticker,
+        })
+    }
+
+    async fn handle(&self, _myself: ActorRef<SessionMsg>, msg: SessionMsg, state: &mut State) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SessionMsg::Query(turn) => {
+                state.queue.push_back(turn);
+                state.try_dispatch();
+            }
+            SessionMsg::CancelTurn(id) => {
+                if let Some(pos) = state.queue.iter().position(|t| t.id == id) {
+                    if let Some(turn) = state.queue.remove(pos) {
+                        let _ = turn.outcome.send(Err(SessionError::Cancelled { session: state.name(), turn: id }));
+                    }
+                } else if state.active.as_ref().is_some_and(|a| a.id == id) && state.config.interrupt_on_drop {
+                    tracing::debug!(session = %state.config.name, turn = id, "stream dropped: interrupting its turn");
+                    state.interrupt_quietly();
+                }
+            }
+            SessionMsg::Interrupt(reply) => {
+                if state.active.is_none() {
+                    let _ = reply.send(Ok(false));
+                } else {
+                    let _ = state.process.reader.send(ReaderCmd::Draining);
+                    let answer = state.process.send_control(&state.ids, ControlRequestBody::Interrupt);
+                    let (session, timeout) = (state.name(), state.config.timeouts.control);
+                    tokio::spawn(async move {
+                        let _ = reply.send(await_control(session, "interrupt", timeout, answer).await.map(|_| true));
+                    });
+                }
+            }
+            SessionMsg::Control { body, reply } => {
+                let subtype = body.subtype().to_owned();
+                let answer = state.process.send_control(&state.ids, body);
+                let (session, timeout) = (state.name(), state.config.timeouts.control);
+                tokio::spawn(async move {
+                    let _ = reply.send(await_control(session, &subtype, timeout, answer).await);
+                });
+            }
+            SessionMsg::Health(reply) => {
+                let _ = reply.send(state.health());
+            }
+            SessionMsg::TurnFinished { turn, end } => {
+                if state.active.as_ref().is_some_and(|a| a.id == turn) {
+                    let active = state.active.take();
+                    let cost = state.config.ledger.record_result(state.process.number, end.cumulative_usd, end.usage);
+                    state.turns_done += 1;
+                    if let Some(outcome) = active.and_then(|a| a.outcome) {
+                        let _ = outcome.send(Ok(cost));
+                    }
+                    tracing::debug!(session = %state.config.name, turn, is_error = end.is_error, cost_usd = cost.cost_usd, "turn finished");
+                    state.emit(SessionEventKind::TurnFinished { turn, is_error: end.is_error, cost });
+                    state.status = SessionStatus::Ready;
+                    state.try_dispatch();
+                }
+            }
+            SessionMsg::SessionId(id) => {
+                if state.config.ledger.session_id().as_deref() != Some(id.as_str()) {
+                    state.config.ledger.set_session_id(&id);
+                    state.emit(SessionEventKind::SessionIdChanged { session_id: id });
+                }
+            }
+            SessionMsg::ConversationReset => state.config.ledger.rebase(),
+            SessionMsg::StdoutClosed(detail) => {
+                if state.process.exit_status().is_none() && state.failure.is_none() {
+                    let detail = detail.map_or_else(|| "the CLI closed its stdout".to_owned(), |e| format!("reading the CLI's stdout failed: {e}"));
+                    // Wait briefly for a process that is simply exiting; otherwise it is wedged.
+                    if !state.process.wait_exit(Duration::from_secs(1)).await {
+                        state.failure = Some(Failure::Disconnected(detail));
+                        let _ = state.process.signaller.signal(GroupSignal::Kill);
+                    }
+                }
+            }
+            SessionMsg::PipeFailed(detail) => {
+                if state.process.exit_status().is_none() && state.failure.is_none() {
+                    state.failure = Some(Failure::Disconnected(detail));
+                    let _ = state.process.signaller.signal(GroupSignal::Kill);
+                }
+            }
+            SessionMsg::ProcessExited(status) => {
+                if state.status != SessionStatus::Stopping {
+                    let error = state.on_unexpected_exit(status).await;
+                    return Err(Box::new(error));
+                }
+            }
+            SessionMsg::Tick => state.on_tick(),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<SessionMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+        state.shut_down().await;
+        tracing::info!(session = %state.config.name, "session stopped");
+        Ok(())
+    }
+}
+
+async fn await_control(
+    session: String,
+    subtype: &str,
+    timeout: Duration,
+    answer: oneshot::Receiver<ControlAnswer>,
+) -> Result<serde_json::Value, SessionError> {
+    match tokio::time::timeout(timeout, answer).await {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(message))) => Err(SessionError::ControlRejected { session, subtype: subtype.to_owned(), message }),
+        Ok(Err(_)) => Err(SessionError::NotRunning { session }),
+        Err(_) => Err(SessionError::ControlTimeout { session, subtype: subtype.to_owned(), timeout }),
+    }
+}
