@@ -4,6 +4,7 @@ mod content;
 mod control;
 mod error;
 mod message;
+mod options;
 mod permission;
 mod result;
 mod serde_util;
@@ -21,6 +22,11 @@ pub use error::ParseError;
 pub use message::{
     AssistantMessage, CommandLifecycle, ConversationReset, KeepAlive, MalformedMessage, Message,
     PromptSuggestion, RateLimitEvent, StreamEvent, UserInput, UserMessage,
+};
+pub use options::{
+    CLAUDECODE_ENV, ClaudeOptions, ClaudeOptionsBuilder, CommandSpec, DEFAULT_SPILL_THRESHOLD,
+    ENTRYPOINT, ENTRYPOINT_ENV, Effort, McpServers, OptionsError, SettingSource, Settings,
+    SpillFile, SystemPrompt, Thinking, Tools, is_uuid,
 };
 pub use permission::PermissionMode;
 pub use result::{PermissionDenial, ResultMessage, ResultSubtype};
