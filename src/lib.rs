@@ -1,8 +1,11 @@
 //! A supervised runtime for Claude Code agents.
 //!
-//! This is the facade: it re-exports the workspace crates users need.
-#![doc(html_root_url = "https://docs.rs/claude-supervisor")]
+//! This is the facade: it re-exports the workspace crates users need, and holds what ties them
+//! together (the session store of the hybrid pattern; the supervisor of named sessions).
+
+pub mod store;
 
 pub use claude_protocol as protocol;
 pub use claude_session as session;
+pub use store::{FileStore, MemoryStore, SessionRecord, SessionStore, StoreError};
 pub use supervision;
