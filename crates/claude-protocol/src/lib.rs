@@ -2,6 +2,7 @@
 
 mod content;
 mod control;
+mod discovery;
 mod error;
 mod message;
 mod options;
@@ -17,6 +18,11 @@ pub use control::{
     ControlRequestBody, ControlResponse, ControlResponseBody, ControlSuccess, HookCallbackRequest,
     HookMatcher, HooksConfig, InitializeRequest, InitializeResponse, McpMessageRequest, ModelInfo,
     PermissionDecision, RequestId, RequestIdGenerator, SlashCommand,
+};
+pub use discovery::{
+    CACHE_ENV, CLI_PATH_ENV, CliLocator, CliVersion, DEFAULT_PROBE_TIMEOUT, DiscoveryError,
+    MIN_SUPPORTED_VERSION, PINNED_VERSION, VersionParseError, find_cli, probe_version,
+    probe_version_with_timeout,
 };
 pub use error::ParseError;
 pub use message::{
