@@ -573,14 +573,13 @@ impl ClaudeOptions {
         }
         match &self.system_prompt {
             Some(SystemPrompt::Text(t)) => check_text("system_prompt", t)?,
-            Some(SystemPrompt::File(p)) => {
-                if p.as_os_str().is_empty() {
-                    return Err(OptionsError::Invalid {
-                        option: "system_prompt",
-                        reason: "the file path is empty".into(),
-                    });
-                }
+            Some(SystemPrompt::File(p)) if p.as_os_str().is_empty() => {
+                return Err(OptionsError::Invalid {
+                    option: "system_prompt",
+                    reason: "the file path is empty".into(),
+                });
             }
+            Some(SystemPrompt::File(_)) => {}
             None => {}
         }
         if let Some(t) = &self.append_system_prompt {
