@@ -165,12 +165,19 @@ pub fn assistant_texts_of(request: &RecordedRequest) -> Vec<String> {
         .collect()
 }
 
+/// The last `user` or `assistant` message: the CLI (2.1.329) may append `system`-role messages
+/// (environment notes) after the user's message, which are skipped.
 fn last_message(body: &Value) -> Option<&Value> {
-    body.get("messages")?.as_array()?.last()
+    body.get("messages")?
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|m| matches!(m.get("role").and_then(Value::as_str), Some("user" | "assistant")))
 }
 
 /// The user's text in the last message of a request body: the last user-written text block of
-/// the last message, if that message is a `user` one. `None` when the last message carries
+/// the last `user`/`assistant` message (trailing `system`-role messages skipped), if that
+/// message is a `user` one. `None` when the last message carries
 /// only tool results or injected blocks.
 pub fn latest_user_text(body: &Value) -> Option<String> {
     let last = last_message(body)?;
@@ -227,7 +234,8 @@ mod tests {
             {"role": "user", "content": [
                 {"type": "text", "text": "<system-reminder>x</system-reminder>"},
                 {"type": "text", "text": "second"}
-            ]}
+            ]},
+            {"role": "system", "content": "environment notes"}
         ]});
         assert_eq!(latest_user_text(&body).as_deref(), Some("second"));
         let body = json!({"messages": [
