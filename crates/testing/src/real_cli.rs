@@ -23,7 +23,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub use env::{DUMMY_API_KEY, SafeEnv, Sandbox, check_env, check_loopback_url};
-pub use host::HostSnapshot;
+pub use host::{HostSnapshot, LeakCheck};
 pub use process::{CliProcess, Shutdown, ShutdownStage, assistant_texts, result_of, session_id_of};
 
 use crate::fake_api::FakeApi;

@@ -89,6 +89,68 @@ impl HostSnapshot {
     }
 }
 
+/// Everything to check after a real-CLI test: the watched host paths are unchanged
+/// ([`HostSnapshot`]) and the watched process groups are empty (no survivor, no zombie).
+///
+/// ```no_run
+/// # async fn demo(pgid: i32) {
+/// use claude_testing::real_cli::LeakCheck;
+/// let mut check = LeakCheck::start();
+/// // … spawn a CLI, then:
+/// check.watch_group(pgid);
+/// // … shut it down, then:
+/// check.assert_clean();
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct LeakCheck {
+    snapshot: HostSnapshot,
+    groups: Vec<i32>,
+}
+
+impl LeakCheck {
+    /// Takes the host snapshot now (call it before the first spawn).
+    pub fn start() -> LeakCheck {
+        LeakCheck {
+            snapshot: HostSnapshot::take(),
+            groups: Vec::new(),
+        }
+    }
+
+    /// Adds a process group that must be empty at the end (a CLI's pgid).
+    pub fn watch_group(&mut self, pgid: i32) {
+        if !self.groups.contains(&pgid) {
+            self.groups.push(pgid);
+        }
+    }
+
+    /// Waits (at most 5 s per group) for the watched groups to empty, then panics naming every
+    /// survivor (pid, state, cmdline) and every changed host path.
+    #[track_caller]
+    pub fn assert_clean(&self) {
+        let mut problems = Vec::new();
+        for pgid in &self.groups {
+            if let Err(left) = crate::procs::wait_group_empty(*pgid, std::time::Duration::from_secs(5)) {
+                let mut msg = format!("process group {pgid} is not empty:");
+                for p in left {
+                    msg.push_str(&format!("\n    {p}"));
+                }
+                problems.push(msg);
+            }
+        }
+        let changes = self.snapshot.changes();
+        if !changes.is_empty() {
+            problems.push(format!(
+                "files appeared or changed outside the test's sandbox:\n    {}",
+                changes.join("\n    ")
+            ));
+        }
+        if !problems.is_empty() {
+            panic!("leak check failed:\n  {}", problems.join("\n  "));
+        }
+    }
+}
+
 fn record(path: &Path, entries: &mut BTreeMap<PathBuf, Stamp>, budget: usize) {
     if entries.len() >= budget {
         return;
