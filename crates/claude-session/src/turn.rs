@@ -133,8 +133,16 @@ impl TurnStream {
         while let Some(item) = self.next().await {
             messages.push(item?);
         }
-        let Some(Message::Result(result)) = messages.last().cloned() else {
-            return Err(SessionError::Stopped { session: self.session.to_string() });
+        let result = match messages.last() {
+            Some(Message::Result(result)) => result.clone(),
+            Some(Message::Malformed(bad)) => {
+                return Err(SessionError::UnexpectedAnswer {
+                    session: self.session.to_string(),
+                    subtype: "result".into(),
+                    detail: bad.reason.clone(),
+                });
+            }
+            _ => return Err(SessionError::Stopped { session: self.session.to_string() }),
         };
         // The per-turn cost comes from the actor once the result has been delivered.
         let cost = match self.outcome.take() {
@@ -184,7 +192,7 @@ impl Stream for TurnStream {
         }
         match this.frames.poll_recv(cx) {
             Poll::Ready(Some(msg)) => {
-                if matches!(msg, Message::Result(_)) {
+                if matches!(&msg, Message::Result(_)) || matches!(&msg, Message::Malformed(m) if m.type_name == "result") {
                     this.saw_result = true;
                     this.done = true;
                 }

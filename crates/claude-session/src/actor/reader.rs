@@ -254,6 +254,20 @@ impl Reader {
                     }
                 }
             }
+            // A `result` we could not type still ends the turn: judge it from its raw JSON.
+            Message::Malformed(bad) if bad.type_name == "result" => {
+                let raw = &bad.raw;
+                let end = TurnEnd {
+                    is_error: raw.get("is_error").and_then(serde_json::Value::as_bool).unwrap_or(true),
+                    cumulative_usd: raw.get("total_cost_usd").and_then(serde_json::Value::as_f64),
+                    usage: TurnCost::default(),
+                };
+                tracing::warn!(session = %self.session, reason = %bad.reason, "a `result` did not have the expected shape");
+                match self.turn.as_mut() {
+                    Some(t) => t.end = Some(end),
+                    None => return,
+                }
+            }
             Message::System(system) => {
                 if let Some(init) = system.as_init() {
                     let id = init.session_id.clone();
