@@ -279,7 +279,10 @@ impl FakeApi {
                     r.kind,
                     r.method,
                     r.path,
-                    r.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default(),
+                    r.query
+                        .as_deref()
+                        .map(|q| format!("?{q}"))
+                        .unwrap_or_default(),
                     r.model(),
                     r.is_stream(),
                     r.tool_names().len(),

@@ -100,7 +100,9 @@ pub enum RealCliError {
         last_lines: String,
     },
     /// stdout closed (the CLI exited) while waiting.
-    #[error("the CLI closed stdout (exit status {status:?}) while waiting for {what}\nstderr tail:\n{stderr}")]
+    #[error(
+        "the CLI closed stdout (exit status {status:?}) while waiting for {what}\nstderr tail:\n{stderr}"
+    )]
     Closed {
         /// What was awaited.
         what: String,
@@ -176,7 +178,9 @@ impl RealCli {
         let path = match std::env::var_os(CLI_PATH_VAR) {
             Some(p) if !p.is_empty() => PathBuf::from(p),
             _ => RealCli::default_path().ok_or_else(|| {
-                RealCliError::NotFound("no HOME and no CLAUDE_SUPERVISOR_CACHE, or an unsupported platform".into())
+                RealCliError::NotFound(
+                    "no HOME and no CLAUDE_SUPERVISOR_CACHE, or an unsupported platform".into(),
+                )
             })?,
         };
         RealCli::at(&path)
@@ -187,7 +191,10 @@ impl RealCli {
     /// `--version` runs with a [`SafeEnv`] too (against a throwaway [`FakeApi`] and sandbox).
     pub fn at(path: &Path) -> Result<RealCli, RealCliError> {
         if !path.is_file() {
-            return Err(RealCliError::NotFound(format!("{} does not exist", path.display())));
+            return Err(RealCliError::NotFound(format!(
+                "{} does not exist",
+                path.display()
+            )));
         }
         let sandbox = Sandbox::new()?;
         let api = FakeApi::try_start().map_err(|e| RealCliError::io("starting a fake API", e))?;
@@ -224,7 +231,11 @@ impl RealCli {
             .wait_with_output()
             .map_err(|e| RealCliError::io("reading --version", e))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let version = stdout.split_whitespace().next().unwrap_or_default().to_owned();
+        let version = stdout
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         if !output.status.success() || !version.starts_with(|c: char| c.is_ascii_digit()) {
             return Err(RealCliError::NotFound(format!(
                 "{} --version: {} {stdout:?} {:?}",

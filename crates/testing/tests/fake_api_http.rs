@@ -118,13 +118,24 @@ fn streaming_text_reply_has_the_sse_shape() {
     assert_eq!(resp.header("content-type"), Some("text/event-stream"));
     let events = resp.events();
     for (name, data) in &events {
-        assert_eq!(data["type"], name.as_str(), "event name and data type agree");
+        assert_eq!(
+            data["type"],
+            name.as_str(),
+            "event name and data type agree"
+        );
     }
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names.first(), Some(&"message_start"));
     assert_eq!(names[1], "content_block_start");
-    assert_eq!(&names[names.len() - 3..], ["content_block_stop", "message_delta", "message_stop"]);
-    assert!(names[2..names.len() - 3].iter().all(|n| *n == "content_block_delta"));
+    assert_eq!(
+        &names[names.len() - 3..],
+        ["content_block_stop", "message_delta", "message_stop"]
+    );
+    assert!(
+        names[2..names.len() - 3]
+            .iter()
+            .all(|n| *n == "content_block_delta")
+    );
     assert_eq!(events[0].1["message"]["model"], "claude-test-model");
     assert_eq!(events[0].1["message"]["role"], "assistant");
     assert_eq!(events[1].1["content_block"]["type"], "text");
@@ -201,19 +212,34 @@ fn tool_use_then_tool_result_follow_up() {
 fn error_modes() {
     let api = FakeApi::start_blocking();
 
-    let resp = send(&api, "POST", "/v1/messages", Some(&main_body(user("ERROR500 now"), true)));
+    let resp = send(
+        &api,
+        "POST",
+        "/v1/messages",
+        Some(&main_body(user("ERROR500 now"), true)),
+    );
     assert_eq!(resp.status, 500);
     assert_eq!(resp.json()["type"], "error");
     assert_eq!(resp.json()["error"]["type"], "api_error");
 
     api.push_reply(Reply::http_error(429, "slow down"));
-    let resp = send(&api, "POST", "/v1/messages", Some(&main_body(user("hi"), true)));
+    let resp = send(
+        &api,
+        "POST",
+        "/v1/messages",
+        Some(&main_body(user("hi"), true)),
+    );
     assert_eq!(resp.status, 429);
     assert_eq!(resp.json()["error"]["type"], "rate_limit_error");
     assert_eq!(resp.json()["error"]["message"], "slow down");
 
     api.push_reply(Reply::sse_error("overloaded now"));
-    let resp = send(&api, "POST", "/v1/messages", Some(&main_body(user("hi"), true)));
+    let resp = send(
+        &api,
+        "POST",
+        "/v1/messages",
+        Some(&main_body(user("hi"), true)),
+    );
     assert_eq!(resp.status, 200, "an SSE error arrives inside a 200 stream");
     let events = resp.events();
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
@@ -222,28 +248,44 @@ fn error_modes() {
     assert_eq!(events[1].1["error"]["message"], "overloaded now");
 
     // The CLI's non-streaming retry after an SSE error gets the next reply (here the default).
-    let resp = send(&api, "POST", "/v1/messages", Some(&main_body(user("hi"), false)));
+    let resp = send(
+        &api,
+        "POST",
+        "/v1/messages",
+        Some(&main_body(user("hi"), false)),
+    );
     assert_eq!(resp.status, 200);
     assert_eq!(resp.json()["content"][0]["text"], "mock reply to: hi");
 
     api.push_reply(Reply::sse_error("overloaded again"));
-    let resp = send(&api, "POST", "/v1/messages", Some(&main_body(user("hi"), false)));
-    assert_eq!(resp.status, 529, "a non-streaming request gets the error as a status");
+    let resp = send(
+        &api,
+        "POST",
+        "/v1/messages",
+        Some(&main_body(user("hi"), false)),
+    );
+    assert_eq!(
+        resp.status, 529,
+        "a non-streaming request gets the error as a status"
+    );
 }
 
 #[test]
 fn queue_then_rules_then_default_and_the_log() {
     let api = FakeApi::start_blocking();
     api.on_user_text("weather", Reply::text("sunny"));
-    api.add_rule(|req| {
-        (req.model() == Some("special-model")).then(|| Reply::text("special"))
-    });
+    api.add_rule(|req| (req.model() == Some("special-model")).then(|| Reply::text("special")));
     api.push_reply(Reply::text("queued one"));
     assert_eq!(api.queued_replies(), 1);
 
     let ask = |text: &str| {
-        send(&api, "POST", "/v1/messages", Some(&main_body(user(text), false))).json()["content"][0]
-            ["text"]
+        send(
+            &api,
+            "POST",
+            "/v1/messages",
+            Some(&main_body(user(text), false)),
+        )
+        .json()["content"][0]["text"]
             .as_str()
             .unwrap_or_default()
             .to_owned()
@@ -251,7 +293,11 @@ fn queue_then_rules_then_default_and_the_log() {
     assert_eq!(ask("what weather?"), "queued one", "the queue comes first");
     assert_eq!(api.queued_replies(), 0);
     assert_eq!(ask("what weather?"), "sunny", "then the rules");
-    assert_eq!(ask("anything else"), "mock reply to: anything else", "then the default");
+    assert_eq!(
+        ask("anything else"),
+        "mock reply to: anything else",
+        "then the default"
+    );
     let mut special = main_body(user("x"), false);
     special["model"] = json!("special-model");
     let resp = send(&api, "POST", "/v1/messages", Some(&special));
@@ -263,9 +309,18 @@ fn queue_then_rules_then_default_and_the_log() {
                       "messages": [{"role": "user", "content": "summarise"}]});
     let resp = send(&api, "POST", "/v1/messages?beta=true", Some(&side));
     assert_eq!(resp.status, 200);
-    assert!(resp.json()["content"][0]["text"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(
+        resp.json()["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
 
-    let resp = send(&api, "POST", "/v1/messages/count_tokens?beta=true", Some(&side));
+    let resp = send(
+        &api,
+        "POST",
+        "/v1/messages/count_tokens?beta=true",
+        Some(&side),
+    );
     assert_eq!(resp.status, 200);
     assert!(resp.json()["input_tokens"].as_u64().is_some_and(|n| n > 0));
 
@@ -286,7 +341,10 @@ fn queue_then_rules_then_default_and_the_log() {
             RequestKind::Other,
         ]
     );
-    assert_eq!(log.iter().map(|r| r.seq).collect::<Vec<_>>(), (0..7).collect::<Vec<_>>());
+    assert_eq!(
+        log.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (0..7).collect::<Vec<_>>()
+    );
     assert_eq!(log[4].model(), Some("claude-haiku-test"));
     assert_eq!(log[4].query.as_deref(), Some("beta=true"));
     assert_eq!(log[4].path, "/v1/messages");
@@ -309,7 +367,12 @@ fn queue_then_rules_then_default_and_the_log() {
 fn slow_reply_streams_every_piece() {
     let api = FakeApi::start_blocking();
     api.push_reply(Reply::slow("abcdefghij", 5, Duration::from_millis(10)));
-    let resp = send(&api, "POST", "/v1/messages", Some(&main_body(user("x"), true)));
+    let resp = send(
+        &api,
+        "POST",
+        "/v1/messages",
+        Some(&main_body(user("x"), true)),
+    );
     let events = resp.events();
     let deltas = events
         .iter()
@@ -323,7 +386,11 @@ fn slow_reply_streams_every_piece() {
 #[test]
 fn dropping_the_fake_cuts_a_slow_stream() {
     let api = FakeApi::start_blocking();
-    api.push_reply(Reply::slow("x".repeat(1000), 1000, Duration::from_millis(50)));
+    api.push_reply(Reply::slow(
+        "x".repeat(1000),
+        1000,
+        Duration::from_millis(50),
+    ));
     let mut stream = TcpStream::connect(api.addr()).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))

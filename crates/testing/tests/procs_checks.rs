@@ -30,8 +30,15 @@ fn group_survivors_are_named_until_killed() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(members.len(), 2, "{members:?}");
-    assert!(members.iter().any(|p| p.cmdline == "sleep 300"), "{members:?}");
-    assert!(members.iter().any(|p| p.pid == pgid && p.cmdline == "sleep 301"));
+    assert!(
+        members.iter().any(|p| p.cmdline == "sleep 300"),
+        "{members:?}"
+    );
+    assert!(
+        members
+            .iter()
+            .any(|p| p.pid == pgid && p.cmdline == "sleep 301")
+    );
     let descendants = procs::descendants(pgid);
     assert!(descendants.iter().all(|p| p.pid != pgid));
     assert!(
@@ -44,8 +51,14 @@ fn group_survivors_are_named_until_killed() {
     for p in &members {
         assert!(err.contains(&format!("pid {}", p.pid)), "{err}");
     }
-    assert!(err.contains("sleep 300") && err.contains("sleep 301"), "{err}");
-    assert!(err.contains("S (sleeping)") || err.contains("R (running)"), "{err}");
+    assert!(
+        err.contains("sleep 300") && err.contains("sleep 301"),
+        "{err}"
+    );
+    assert!(
+        err.contains("S (sleeping)") || err.contains("R (running)"),
+        "{err}"
+    );
     assert!(procs::wait_group_empty(pgid, Duration::from_millis(50)).is_err());
 
     killpg(Pid::from_raw(pgid), Signal::SIGKILL).expect("kill the group");
@@ -72,9 +85,15 @@ fn unreaped_child_is_reported_as_zombie() {
     let err = procs::check_no_zombies().expect_err("a zombie exists");
     assert!(err.contains(&format!("pid {pid}")), "{err}");
     assert!(err.contains("Z (zombie)"), "{err}");
-    assert!(err.contains("[true]"), "zombies have no cmdline, the comm is shown: {err}");
+    assert!(
+        err.contains("[true]"),
+        "zombies have no cmdline, the comm is shown: {err}"
+    );
     assert!(procs::zombie_children().iter().any(|p| p.pid == pid));
-    assert!(procs::check_pids_gone(&[pid]).is_err(), "a zombie still exists");
+    assert!(
+        procs::check_pids_gone(&[pid]).is_err(),
+        "a zombie still exists"
+    );
 
     child.wait().expect("reap");
     assert!(procs::info(pid).is_none(), "reaped");

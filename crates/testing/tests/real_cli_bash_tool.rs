@@ -43,7 +43,12 @@ async fn real_cli_runs_bash_tool_and_reports_output() {
     let tool_use = turn
         .iter()
         .filter(|l| l["type"] == "assistant")
-        .flat_map(|l| l["message"]["content"].as_array().cloned().unwrap_or_default())
+        .flat_map(|l| {
+            l["message"]["content"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .find(|b| b["type"] == "tool_use")
         .expect("an assistant tool_use line");
     assert_eq!(tool_use["name"], "Bash");
@@ -51,7 +56,12 @@ async fn real_cli_runs_bash_tool_and_reports_output() {
     let tool_result = turn
         .iter()
         .filter(|l| l["type"] == "user")
-        .flat_map(|l| l["message"]["content"].as_array().cloned().unwrap_or_default())
+        .flat_map(|l| {
+            l["message"]["content"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .find(|b| b["type"] == "tool_result")
         .expect("a user tool_result line");
     assert_eq!(tool_result["tool_use_id"], tool_use["id"]);
@@ -62,14 +72,23 @@ async fn real_cli_runs_bash_tool_and_reports_output() {
     assert_eq!(main.len(), 2, "{}", api.describe_log());
     let results = main[1].latest_tool_results();
     assert_eq!(results.len(), 1, "{:?}", main[1].messages().last());
-    assert_eq!(results[0].tool_use_id, tool_use["id"].as_str().unwrap_or_default());
+    assert_eq!(
+        results[0].tool_use_id,
+        tool_use["id"].as_str().unwrap_or_default()
+    );
     assert!(results[0].content.contains("wrote-42"), "{:?}", results[0]);
     assert!(!results[0].is_error);
-    assert_eq!(assistant_texts(&turn).last().map(String::as_str), Some("tool said: wrote-42"));
+    assert_eq!(
+        assistant_texts(&turn).last().map(String::as_str),
+        Some("tool said: wrote-42")
+    );
     assert_eq!(result["result"], "tool said: wrote-42");
 
     let pgid = proc.pgid();
-    let shutdown = proc.shutdown(Duration::from_secs(10)).await.expect("shutdown");
+    let shutdown = proc
+        .shutdown(Duration::from_secs(10))
+        .await
+        .expect("shutdown");
     assert!(shutdown.status.success(), "{:?}", shutdown.status);
     assert!(
         shutdown.leftovers.is_empty(),

@@ -29,7 +29,9 @@ async fn real_cli_two_turns_carry_history() {
         cli.version()
     );
 
-    proc.send_user_text("first turn").await.expect("send turn 1");
+    proc.send_user_text("first turn")
+        .await
+        .expect("send turn 1");
     let turn1 = proc.read_turn(STEP).await.expect("turn 1");
     assert_eq!(turn1[0]["type"], "system", "a turn starts with init");
     assert_eq!(turn1[0]["subtype"], "init");
@@ -38,7 +40,9 @@ async fn real_cli_two_turns_carry_history() {
     assert_eq!(result1["result"], "mock reply to: first turn");
     assert_eq!(assistant_texts(&turn1), ["mock reply to: first turn"]);
 
-    proc.send_user_text("second turn").await.expect("send turn 2");
+    proc.send_user_text("second turn")
+        .await
+        .expect("send turn 2");
     let turn2 = proc.read_turn(STEP).await.expect("turn 2");
     let result2 = result_of(&turn2).expect("turn 2 result");
     assert_eq!(result2["is_error"], false, "{result2}");
@@ -46,25 +50,43 @@ async fn real_cli_two_turns_carry_history() {
     assert_eq!(session_id_of(&turn1), session_id_of(&turn2));
 
     let main = api.main_requests();
-    assert_eq!(main.len(), 2, "one API request per turn:\n{}", api.describe_log());
+    assert_eq!(
+        main.len(),
+        2,
+        "one API request per turn:\n{}",
+        api.describe_log()
+    );
     let last = api.last_main_request().expect("a main request");
     assert_eq!(user_texts_of(&last), ["first turn", "second turn"]);
     assert_eq!(assistant_texts_of(&last), ["mock reply to: first turn"]);
     assert_eq!(user_texts_of(&main[0]), ["first turn"]);
     assert!(last.is_stream(), "the CLI streams its main requests");
     assert_eq!(last.query.as_deref(), Some("beta=true"));
-    assert_eq!(last.header("x-api-key"), Some(claude_testing::real_cli::DUMMY_API_KEY));
+    assert_eq!(
+        last.header("x-api-key"),
+        Some(claude_testing::real_cli::DUMMY_API_KEY)
+    );
     assert!(
         last.system_text().is_some_and(|s| !s.is_empty()),
         "a system prompt is sent"
     );
     assert!(last.tool_names().iter().any(|t| t == "Bash"));
-    assert!(last.model().is_some_and(|m| !m.is_empty()), "a model is named");
+    assert!(
+        last.model().is_some_and(|m| !m.is_empty()),
+        "a model is named"
+    );
 
     let session_id = session_id_of(&turn1).expect("session id");
     let pgid = proc.pgid();
-    let shutdown = proc.shutdown(Duration::from_secs(10)).await.expect("shutdown");
-    assert_eq!(shutdown.stage, ShutdownStage::StdinClosed, "closing stdin ends it");
+    let shutdown = proc
+        .shutdown(Duration::from_secs(10))
+        .await
+        .expect("shutdown");
+    assert_eq!(
+        shutdown.stage,
+        ShutdownStage::StdinClosed,
+        "closing stdin ends it"
+    );
     assert!(shutdown.status.success(), "{:?}", shutdown.status);
     assert!(shutdown.leftovers.is_empty(), "{:?}", shutdown.leftovers);
     assert!(

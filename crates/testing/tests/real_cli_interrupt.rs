@@ -44,7 +44,10 @@ async fn real_cli_interrupt_mid_stream_then_next_turn() {
     let mut reply: Option<Value> = None;
     let mut result: Option<Value> = None;
     while reply.is_none() || result.is_none() {
-        let line = proc.next_json(STEP).await.expect("interrupt reply and result");
+        let line = proc
+            .next_json(STEP)
+            .await
+            .expect("interrupt reply and result");
         if line["type"] == "control_response" && line["response"]["request_id"] == request_id {
             reply = Some(line);
         } else if line["type"] == "result" {
@@ -63,15 +66,24 @@ async fn real_cli_interrupt_mid_stream_then_next_turn() {
     assert_eq!(next["is_error"], false, "{next}");
     assert_eq!(next["result"], "mock reply to: after interrupt");
     assert_eq!(proc.pid(), pid);
-    assert!(procs::info(pid).is_some_and(|p| !p.is_zombie()), "still alive");
+    assert!(
+        procs::info(pid).is_some_and(|p| !p.is_zombie()),
+        "still alive"
+    );
 
     let last = api.last_main_request().expect("a main request");
     let texts = user_texts_of(&last);
-    assert_eq!(texts.first().map(String::as_str), Some("COUNT_FOREVER please"));
+    assert_eq!(
+        texts.first().map(String::as_str),
+        Some("COUNT_FOREVER please")
+    );
     assert_eq!(texts.last().map(String::as_str), Some("after interrupt"));
 
     let pgid = proc.pgid();
-    let shutdown = proc.shutdown(Duration::from_secs(10)).await.expect("shutdown");
+    let shutdown = proc
+        .shutdown(Duration::from_secs(10))
+        .await
+        .expect("shutdown");
     assert!(shutdown.status.success(), "{:?}", shutdown.status);
     procs::assert_no_survivors(pgid);
     procs::assert_no_zombies();

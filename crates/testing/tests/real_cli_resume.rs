@@ -30,11 +30,17 @@ async fn real_cli_resume_carries_history_and_keeps_session_id() {
     assert_eq!(result_of(&turn1).expect("result")["is_error"], false);
     let session_id = session_id_of(&turn1).expect("session id");
     let first_pid = first.pid();
-    let shutdown = first.shutdown(Duration::from_secs(10)).await.expect("shutdown");
+    let shutdown = first
+        .shutdown(Duration::from_secs(10))
+        .await
+        .expect("shutdown");
     assert!(shutdown.status.success(), "{:?}", shutdown.status);
     // Never resume while the earlier process may be alive.
     procs::assert_pids_gone(&[first_pid]);
-    assert!(sandbox.session_file(&session_id).is_some(), "session file written");
+    assert!(
+        sandbox.session_file(&session_id).is_some(),
+        "session file written"
+    );
 
     // Second process resumes it.
     api.clear_requests();
@@ -53,10 +59,20 @@ async fn real_cli_resume_carries_history_and_keeps_session_id() {
     assert_eq!(result2["is_error"], false, "{result2}");
     assert_eq!(result2["result"], "mock reply to: what was the word?");
     assert_eq!(turn2[0]["subtype"], "init");
-    assert_eq!(turn2[0]["session_id"], session_id.as_str(), "init keeps the id");
-    assert_eq!(result2["session_id"], session_id.as_str(), "result keeps the id");
+    assert_eq!(
+        turn2[0]["session_id"],
+        session_id.as_str(),
+        "init keeps the id"
+    );
+    assert_eq!(
+        result2["session_id"],
+        session_id.as_str(),
+        "result keeps the id"
+    );
 
-    let request = api.last_main_request().expect("a main request after resume");
+    let request = api
+        .last_main_request()
+        .expect("a main request after resume");
     assert_eq!(
         user_texts_of(&request),
         ["remember the word PINEAPPLE", "what was the word?"],
@@ -72,7 +88,10 @@ async fn real_cli_resume_carries_history_and_keeps_session_id() {
     );
 
     let pgid = second.pgid();
-    let shutdown = second.shutdown(Duration::from_secs(10)).await.expect("shutdown");
+    let shutdown = second
+        .shutdown(Duration::from_secs(10))
+        .await
+        .expect("shutdown");
     assert!(shutdown.status.success(), "{:?}", shutdown.status);
     procs::assert_no_survivors(pgid);
     procs::assert_no_zombies();

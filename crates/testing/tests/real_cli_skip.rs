@@ -15,10 +15,18 @@ fn child_body() {
 fn run_child(require: Option<&str>) -> (bool, String) {
     let exe = std::env::current_exe().expect("own test binary");
     let mut cmd = Command::new(exe);
-    cmd.args(["missing_cli_skips_loudly_or_fails_when_required", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_MARK, "1")
-        .env("CLAUDE_REAL_CLI", "/nonexistent/claude-cli-for-skip-test/claude")
-        .env_remove("CLAUDE_REQUIRE_REAL_CLI");
+    cmd.args([
+        "missing_cli_skips_loudly_or_fails_when_required",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_MARK, "1")
+    .env(
+        "CLAUDE_REAL_CLI",
+        "/nonexistent/claude-cli-for-skip-test/claude",
+    )
+    .env_remove("CLAUDE_REQUIRE_REAL_CLI");
     if let Some(value) = require {
         cmd.env("CLAUDE_REQUIRE_REAL_CLI", value);
     }
@@ -41,13 +49,17 @@ fn missing_cli_skips_loudly_or_fails_when_required() {
     let (passed, output) = run_child(None);
     assert!(passed, "a missing CLI skips (the test passes):\n{output}");
     assert!(
-        output.contains("SKIPPED: real Claude CLI not installed; run scripts/install-claude-cli.sh"),
+        output
+            .contains("SKIPPED: real Claude CLI not installed; run scripts/install-claude-cli.sh"),
         "the skip is loud:\n{output}"
     );
     assert!(!output.contains("returned a CLI"), "{output}");
 
     let (passed, output) = run_child(Some("1"));
-    assert!(!passed, "with CLAUDE_REQUIRE_REAL_CLI=1 a missing CLI fails:\n{output}");
+    assert!(
+        !passed,
+        "with CLAUDE_REQUIRE_REAL_CLI=1 a missing CLI fails:\n{output}"
+    );
     assert!(output.contains("CLAUDE_REQUIRE_REAL_CLI=1"), "{output}");
     assert!(!output.contains("returned a CLI"), "{output}");
 }

@@ -168,11 +168,12 @@ pub fn assistant_texts_of(request: &RecordedRequest) -> Vec<String> {
 /// The last `user` or `assistant` message: the CLI (2.1.329) may append `system`-role messages
 /// (environment notes) after the user's message, which are skipped.
 fn last_message(body: &Value) -> Option<&Value> {
-    body.get("messages")?
-        .as_array()?
-        .iter()
-        .rev()
-        .find(|m| matches!(m.get("role").and_then(Value::as_str), Some("user" | "assistant")))
+    body.get("messages")?.as_array()?.iter().rev().find(|m| {
+        matches!(
+            m.get("role").and_then(Value::as_str),
+            Some("user" | "assistant")
+        )
+    })
 }
 
 /// The user's text in the last message of a request body: the last user-written text block of

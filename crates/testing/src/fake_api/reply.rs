@@ -135,8 +135,14 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// One content block of a reply, with its ids fixed.
 enum Block {
-    Text { pieces: Vec<String> },
-    ToolUse { id: String, name: String, input: Value },
+    Text {
+        pieces: Vec<String>,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
 }
 
 /// A rendered answer: status, content type, and the body as chunks (each with the pause before it).

@@ -121,7 +121,9 @@ const ALWAYS_REMOVED: &[&str] = &[
 ];
 
 /// Inherited variables passed through by [`SafeEnv::apply_clean`].
-const PASSED_THROUGH: &[&str] = &["PATH", "LANG", "LC_ALL", "LC_CTYPE", "SHELL", "USER", "LOGNAME"];
+const PASSED_THROUGH: &[&str] = &[
+    "PATH", "LANG", "LC_ALL", "LC_CTYPE", "SHELL", "USER", "LOGNAME",
+];
 
 /// The dummy API key the safe environment sends.
 pub const DUMMY_API_KEY: &str = "sk-ant-test-dummy-key";
@@ -270,7 +272,9 @@ impl SafeEnv {
     /// Checks the environment again (see [`check_env`]).
     pub fn validate(&self) -> Result<(), RealCliError> {
         check_env(
-            self.vars.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))),
+            self.vars
+                .iter()
+                .map(|(k, v)| (k.as_str(), Some(v.as_str()))),
             &self.sandbox_root,
         )
     }
@@ -353,8 +357,7 @@ pub fn check_env<'a>(
         }
     }
     for key in ["HOME", "CLAUDE_CONFIG_DIR", "CLAUDE_CODE_TMPDIR", "TMPDIR"] {
-        let value = get(key)
-            .ok_or_else(|| RealCliError::UnsafeEnv(format!("{key} is not set")))?;
+        let value = get(key).ok_or_else(|| RealCliError::UnsafeEnv(format!("{key} is not set")))?;
         if !is_inside(Path::new(value), sandbox_root) {
             return Err(RealCliError::OutsideSandbox {
                 var: key.to_owned(),
@@ -429,7 +432,9 @@ mod tests {
         assert!(env.removed().iter().any(|k| k == "CLAUDECODE"));
         assert!(env.clone().with_var("HOME", "/root").is_err());
         assert!(env.clone().with_var("CLAUDECODE", "1").is_err());
-        let env = env.with_var("CLAUDE_CODE_ENTRYPOINT", "sdk-test").expect("allowed");
+        let env = env
+            .with_var("CLAUDE_CODE_ENTRYPOINT", "sdk-test")
+            .expect("allowed");
         assert_eq!(env.get("CLAUDE_CODE_ENTRYPOINT"), Some("sdk-test"));
 
         let mut vars: Vec<(String, String)> = env.vars();

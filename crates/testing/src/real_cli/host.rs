@@ -130,7 +130,9 @@ impl LeakCheck {
     pub fn assert_clean(&self) {
         let mut problems = Vec::new();
         for pgid in &self.groups {
-            if let Err(left) = crate::procs::wait_group_empty(*pgid, std::time::Duration::from_secs(5)) {
+            if let Err(left) =
+                crate::procs::wait_group_empty(*pgid, std::time::Duration::from_secs(5))
+            {
                 let mut msg = format!("process group {pgid} is not empty:");
                 for p in left {
                     msg.push_str(&format!("\n    {p}"));

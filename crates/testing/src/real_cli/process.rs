@@ -64,8 +64,14 @@ impl CliProcess {
             as i32;
         let missing = |what: &str| RealCliError::io(what, std::io::ErrorKind::BrokenPipe.into());
         let stdin = child.stdin.take().ok_or_else(|| missing("taking stdin"))?;
-        let stdout = child.stdout.take().ok_or_else(|| missing("taking stdout"))?;
-        let mut stderr_pipe = child.stderr.take().ok_or_else(|| missing("taking stderr"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| missing("taking stdout"))?;
+        let mut stderr_pipe = child
+            .stderr
+            .take()
+            .ok_or_else(|| missing("taking stderr"))?;
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = stderr.clone();
         // Drained all the time so a chatty CLI never blocks on a full stderr pipe.
@@ -110,7 +116,10 @@ impl CliProcess {
 
     /// The last 64 KiB of what it wrote on stderr.
     pub fn stderr_tail(&self) -> String {
-        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Every JSON line read from its stdout so far.
@@ -123,10 +132,9 @@ impl CliProcess {
     /// # Cancel safety
     /// Not cancel safe: a dropped future may leave half a line written.
     pub async fn send_json(&mut self, value: &Value) -> Result<(), RealCliError> {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| RealCliError::io("writing to stdin", std::io::ErrorKind::BrokenPipe.into()))?;
+        let stdin = self.stdin.as_mut().ok_or_else(|| {
+            RealCliError::io("writing to stdin", std::io::ErrorKind::BrokenPipe.into())
+        })?;
         // serde_json never puts a raw newline in its compact output.
         let mut line = serde_json::to_string(value)
             .map_err(|e| RealCliError::io("serialising a line", e.into()))?;
@@ -162,7 +170,11 @@ impl CliProcess {
     /// Not cancel safe (see [`CliProcess::send_json`]).
     pub async fn send_control(&mut self, request: Value) -> Result<String, RealCliError> {
         self.next_id += 1;
-        let id = format!("req_{}_{}", self.next_id, &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let id = format!(
+            "req_{}_{}",
+            self.next_id,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         self.send_json(&json!({
             "type": "control_request",
             "request_id": id,
