@@ -10,7 +10,7 @@
 use claude_supervisor::protocol::{ClaudeOptions, find_cli};
 use claude_supervisor::session::{Session, SessionConfig};
 use claude_testing::fake_api::FakeApi;
-use claude_testing::real_cli::{Sandbox, SafeEnv};
+use claude_testing::real_cli::{SafeEnv, Sandbox};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,12 +41,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     println!("cli: {}", cli.display());
 
-    let config = SessionConfig::builder("quickstart", cli).options(options).turn_timeout("2m").build()?;
+    let config = SessionConfig::builder("quickstart", cli)
+        .options(options)
+        .turn_timeout("2m")
+        .build()?;
     let session = Session::start(config).await?;
-    let version = session.server_info().and_then(|i| i.cli_version()).unwrap_or("?").to_owned();
+    let version = session
+        .server_info()
+        .and_then(|i| i.cli_version())
+        .unwrap_or("?")
+        .to_owned();
     println!("session `{}` ready (Claude Code {version})", session.name());
 
-    for prompt in ["Hello! Who are you?", "Summarise what I just asked, in five words."] {
+    for prompt in [
+        "Hello! Who are you?",
+        "Summarise what I just asked, in five words.",
+    ] {
         let out = session.query(prompt).await?.collect().await?;
         println!("> {prompt}\n< {}", out.final_text().unwrap_or(&out.text()));
     }

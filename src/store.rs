@@ -59,7 +59,10 @@ impl SessionRecord {
 }
 
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// A store failed.
@@ -101,7 +104,10 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     ///
     /// [`StoreError`] when the store cannot be read.
-    fn load<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>>;
+    fn load<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>>;
 
     /// Writes `record` (replacing any earlier one of the same name). A crash mid-write must
     /// leave either the old record or the new one, never a broken one.

@@ -26,7 +26,11 @@ impl FileStore {
     /// [`StoreError::Io`] when the directory cannot be created.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io { action: "creating", path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            action: "creating",
+            path: dir.clone(),
+            source,
+        })?;
         Ok(Self { dir })
     }
 
@@ -54,17 +58,33 @@ fn encode(name: &str) -> String {
 
 fn read_record(path: &Path) -> Result<Option<SessionRecord>, StoreError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| StoreError::Corrupt { path: path.to_owned(), source }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| StoreError::Corrupt {
+                    path: path.to_owned(),
+                    source,
+                })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(StoreError::Io { action: "reading", path: path.to_owned(), source }),
+        Err(source) => Err(StoreError::Io {
+            action: "reading",
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> StoreError + 'p {
-        move |source| StoreError::Io { action, path: path.to_owned(), source }
+    fn io<'p>(
+        action: &'static str,
+        path: &'p Path,
+    ) -> impl FnOnce(std::io::Error) -> StoreError + 'p {
+        move |source| StoreError::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
     }
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
@@ -72,20 +92,33 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreEr
         .tempfile_in(dir)
         .map_err(io("creating a temporary file in", dir))?;
     tmp.write_all(bytes).map_err(io("writing", tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io("syncing", tmp.path()))?;
-    tmp.persist(path).map_err(|e| StoreError::Io { action: "renaming over", path: path.to_owned(), source: e.error })?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(io("syncing", tmp.path()))?;
+    tmp.persist(path).map_err(|e| StoreError::Io {
+        action: "renaming over",
+        path: path.to_owned(),
+        source: e.error,
+    })?;
     // The rename itself is durable only once the directory is synced.
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("syncing", dir))
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing", dir))
 }
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Other(format!("store task failed: {e}")))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Other(format!("store task failed: {e}")))?
 }
 
 impl SessionStore for FileStore {
-    fn load<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>> {
+    fn load<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>> {
         let path = self.path_of(name);
         Box::pin(blocking(move || read_record(&path)))
     }
@@ -94,7 +127,8 @@ impl SessionStore for FileStore {
         let (dir, path) = (self.dir.clone(), self.path_of(&record.name));
         let bytes = serde_json::to_vec_pretty(record);
         Box::pin(async move {
-            let bytes = bytes.map_err(|e| StoreError::Other(format!("could not encode record: {e}")))?;
+            let bytes =
+                bytes.map_err(|e| StoreError::Other(format!("could not encode record: {e}")))?;
             blocking(move || write_atomically(&dir, &path, &bytes)).await
         })
     }
@@ -104,21 +138,34 @@ impl SessionStore for FileStore {
         Box::pin(blocking(move || match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StoreError::Io { action: "removing", path, source }),
+            Err(source) => Err(StoreError::Io {
+                action: "removing",
+                path,
+                source,
+            }),
         }))
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<SessionRecord>, StoreError>> {
         let dir = self.dir.clone();
         Box::pin(blocking(move || {
-            let entries =
-                std::fs::read_dir(&dir).map_err(|source| StoreError::Io { action: "listing", path: dir.clone(), source })?;
+            let entries = std::fs::read_dir(&dir).map_err(|source| StoreError::Io {
+                action: "listing",
+                path: dir.clone(),
+                source,
+            })?;
             let mut records = Vec::new();
             for entry in entries {
-                let entry = entry.map_err(|source| StoreError::Io { action: "listing", path: dir.clone(), source })?;
+                let entry = entry.map_err(|source| StoreError::Io {
+                    action: "listing",
+                    path: dir.clone(),
+                    source,
+                })?;
                 let path = entry.path();
                 let is_record = path.extension().is_some_and(|e| e == "json")
-                    && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
+                    && !path
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
                 if is_record && let Some(record) = read_record(&path)? {
                     records.push(record);
                 }
@@ -144,7 +191,13 @@ mod tests {
         assert_eq!(store.load("other").await.unwrap(), None);
         let other = SessionRecord::new("a", "fp2");
         store.save(&other).await.unwrap();
-        let names: Vec<_> = store.list().await.unwrap().into_iter().map(|r| r.name).collect();
+        let names: Vec<_> = store
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
         assert_eq!(names, vec!["a".to_owned(), "user/42 ü".to_owned()]);
         store.delete("a").await.unwrap();
         store.delete("a").await.unwrap();
@@ -158,7 +211,11 @@ mod tests {
         let rec = SessionRecord::new("s", "fp");
         store.save(&rec).await.unwrap();
         // A crash mid-write leaves only a partial temporary file behind.
-        std::fs::write(dir.path().join(".tmp-crash.partial"), b"{\"name\":\"s\",\"sess").unwrap();
+        std::fs::write(
+            dir.path().join(".tmp-crash.partial"),
+            b"{\"name\":\"s\",\"sess",
+        )
+        .unwrap();
         assert_eq!(store.load("s").await.unwrap(), Some(rec.clone()));
         assert_eq!(store.list().await.unwrap(), vec![rec]);
     }

@@ -25,7 +25,10 @@ impl MemoryStore {
 }
 
 impl SessionStore for MemoryStore {
-    fn load<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>> {
+    fn load<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>> {
         let found = self.records().get(name).cloned();
         Box::pin(async move { Ok(found) })
     }

@@ -14,13 +14,22 @@ use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Spawns fake-claude, sends one user line, reads and parses every line until the `result`.
 async fn floor(fake: &std::path::Path, home: &std::path::Path, frames: usize) -> (usize, Duration) {
     let mut child = tokio::process::Command::new(fake)
-        .args(["--output-format", "stream-json", "--verbose", "--input-format", "stream-json"])
+        .args([
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--input-format",
+            "stream-json",
+        ])
         .env("HOME", home)
         .env("FAKE_CLAUDE_LOAD_FRAMES", frames.to_string())
         .stdin(Stdio::piped())
@@ -52,13 +61,20 @@ async fn floor(fake: &std::path::Path, home: &std::path::Path, frames: usize) ->
 }
 
 /// The same turn through a session: launch and initialize happen before the clock starts.
-async fn through_session(fake: &std::path::Path, home: &std::path::Path, frames: usize) -> (usize, Duration) {
+async fn through_session(
+    fake: &std::path::Path,
+    home: &std::path::Path,
+    frames: usize,
+) -> (usize, Duration) {
     let options = ClaudeOptions::builder()
         .env("HOME", home.as_os_str())
         .env("FAKE_CLAUDE_LOAD_FRAMES", frames.to_string())
         .build()
         .unwrap();
-    let config = SessionConfig::builder("bench", fake).options(options).build().unwrap();
+    let config = SessionConfig::builder("bench", fake)
+        .options(options)
+        .build()
+        .unwrap();
     let session = Session::start(config).await.expect("session starts");
     let start = Instant::now();
     let mut turn = session.query("load").await.unwrap();
@@ -77,7 +93,11 @@ fn main() {
     let rounds = env_usize("ROUNDS", 5);
     let fake = claude_testing::fake_claude::fake_claude_path();
     let home = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let (mut best_floor, mut best_session) = (Duration::MAX, Duration::MAX);
         let (mut floor_frames, mut session_frames) = (0, 0);

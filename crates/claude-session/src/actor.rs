@@ -67,9 +67,15 @@ pub(crate) enum SessionMsg {
     Query(PendingTurn),
     CancelTurn(u64),
     Interrupt(oneshot::Sender<Result<bool, SessionError>>),
-    Control { body: ControlRequestBody, reply: oneshot::Sender<Result<serde_json::Value, SessionError>> },
+    Control {
+        body: ControlRequestBody,
+        reply: oneshot::Sender<Result<serde_json::Value, SessionError>>,
+    },
     Health(oneshot::Sender<HealthSnapshot>),
-    TurnFinished { turn: u64, end: TurnEnd },
+    TurnFinished {
+        turn: u64,
+        end: TurnEnd,
+    },
     SessionId(String),
     ConversationReset,
     StdoutClosed(Option<String>),
@@ -126,7 +132,9 @@ impl Process {
     }
 
     async fn wait_exit(&mut self, limit: Duration) -> bool {
-        tokio::time::timeout(limit, self.exit.wait_for(Option::is_some)).await.is_ok()
+        tokio::time::timeout(limit, self.exit.wait_for(Option::is_some))
+            .await
+            .is_ok()
     }
 
     /// Waits (bounded) for stdout and stderr to reach their ends, so that every frame has been
@@ -149,11 +157,20 @@ impl Process {
     }
 
     /// Writes a control request; the receiver resolves with its answer.
-    fn send_control(&self, ids: &RequestIdGenerator, body: ControlRequestBody) -> oneshot::Receiver<ControlAnswer> {
+    fn send_control(
+        &self,
+        ids: &RequestIdGenerator,
+        body: ControlRequestBody,
+    ) -> oneshot::Receiver<ControlAnswer> {
         let (tx, rx) = oneshot::channel();
         let request_id = ids.next_id().0;
-        let _ = self.reader.send(ReaderCmd::ExpectControl { request_id: request_id.clone(), reply: tx });
-        self.send_frame(&Message::ControlRequest(ControlRequest::new(request_id, body)));
+        let _ = self.reader.send(ReaderCmd::ExpectControl {
+            request_id: request_id.clone(),
+            reply: tx,
+        });
+        self.send_frame(&Message::ControlRequest(ControlRequest::new(
+            request_id, body,
+        )));
         rx
     }
 }
@@ -202,7 +219,10 @@ impl State {
     }
 
     fn emit(&self, kind: SessionEventKind) {
-        let _ = self.events.send(SessionEvent { session: self.config.name.clone(), kind });
+        let _ = self.events.send(SessionEvent {
+            session: self.config.name.clone(),
+            kind,
+        });
     }
 
     fn stderr_tail(&self) -> String {
@@ -213,8 +233,13 @@ impl State {
         if self.active.is_some() || self.status != SessionStatus::Ready {
             return;
         }
-        let Some(turn) = self.queue.pop_front() else { return };
-        let _ = self.process.reader.send(ReaderCmd::BeginTurn { turn: turn.id, sink: turn.frames });
+        let Some(turn) = self.queue.pop_front() else {
+            return;
+        };
+        let _ = self.process.reader.send(ReaderCmd::BeginTurn {
+            turn: turn.id,
+            sink: turn.frames,
+        });
         self.process.send_frame(&turn.prompt.to_frame());
         self.active = Some(ActiveTurn {
             id: turn.id,
@@ -232,17 +257,24 @@ impl State {
     /// Interrupts the running turn without waiting for the answer.
     fn interrupt_quietly(&self) {
         let _ = self.process.reader.send(ReaderCmd::Draining);
-        let _ = self.process.send_control(&self.ids, ControlRequestBody::Interrupt);
+        let _ = self
+            .process
+            .send_control(&self.ids, ControlRequestBody::Interrupt);
     }
 
     fn fail_active(&mut self, error: SessionError) {
-        let Some(active) = self.active.as_mut() else { return };
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
         let turn = active.id;
         let _ = self.process.reader.send(ReaderCmd::AbandonTurn { turn });
         if let Some(outcome) = active.outcome.take() {
             let _ = self.events.send(SessionEvent {
                 session: self.config.name.clone(),
-                kind: SessionEventKind::TurnFailed { turn, error: error.to_string() },
+                kind: SessionEventKind::TurnFailed {
+                    turn,
+                    error: error.to_string(),
+                },
             });
             let _ = outcome.send(Err(error));
         }
@@ -279,7 +311,9 @@ impl State {
 
     fn on_tick(&mut self) {
         let timeouts = self.config.timeouts.clone();
-        let Some(active) = self.active.as_mut() else { return };
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
         if active.outcome.is_none() && active.stall_interrupt_at.is_none() && !active.timed_out {
             return;
         }
@@ -292,11 +326,17 @@ impl State {
             let turn = active.id;
             tracing::warn!(session = %self.config.name, turn, "turn timeout: interrupting");
             self.interrupt_quietly();
-            self.fail_active(SessionError::TurnTimeout { session: self.name(), turn, timeout: limit });
+            self.fail_active(SessionError::TurnTimeout {
+                session: self.name(),
+                turn,
+                timeout: limit,
+            });
             return;
         }
         let Some(stall) = timeouts.stall else { return };
-        let Some(active) = self.active.as_mut() else { return };
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
         let idle = self.process.activity.idle_since(active.started);
         match active.stall_interrupt_at {
             None if idle >= stall => {
@@ -307,7 +347,11 @@ impl State {
             Some(at) if now.duration_since(at) >= timeouts.control && idle >= stall => {
                 let (turn, idle) = (active.id, idle);
                 tracing::error!(session = %self.config.name, turn, ?idle, "stalled turn did not end when interrupted: stopping the CLI");
-                self.fail_active(SessionError::Stalled { session: self.name(), turn, idle });
+                self.fail_active(SessionError::Stalled {
+                    session: self.name(),
+                    turn,
+                    idle,
+                });
                 self.failure = Some(Failure::Stalled { turn, idle });
                 self.emit(SessionEventKind::Signalled { signal: "SIGKILL" });
                 let _ = self.process.signaller.signal(GroupSignal::Kill);
@@ -328,17 +372,24 @@ impl State {
             Ok(s) => ExitInfo(*s).to_string(),
             Err(e) => e.clone(),
         };
-        self.emit(SessionEventKind::ProcessExited { status: status_text.clone(), expected: false });
+        self.emit(SessionEventKind::ProcessExited {
+            status: status_text.clone(),
+            expected: false,
+        });
         let failure = self.failure.clone();
         let make = |turn: Option<u64>| match (&failure, &status) {
-            (Some(Failure::Stalled { turn, idle }), _) => {
-                SessionError::Stalled { session: session.clone(), turn: *turn, idle: *idle }
-            }
-            (Some(Failure::Disconnected(detail)), _) | (None, Err(detail)) => SessionError::Disconnected {
+            (Some(Failure::Stalled { turn, idle }), _) => SessionError::Stalled {
                 session: session.clone(),
-                detail: detail.clone(),
-                stderr_tail: stderr_tail.clone(),
+                turn: *turn,
+                idle: *idle,
             },
+            (Some(Failure::Disconnected(detail)), _) | (None, Err(detail)) => {
+                SessionError::Disconnected {
+                    session: session.clone(),
+                    detail: detail.clone(),
+                    stderr_tail: stderr_tail.clone(),
+                }
+            }
             (None, Ok(s)) => SessionError::Exited {
                 session: session.clone(),
                 turn,
@@ -360,7 +411,9 @@ impl State {
         let timeouts = self.config.timeouts.clone();
         if self.process.exit_status().is_none() {
             if self.active.is_some() {
-                let answer = self.process.send_control(&self.ids, ControlRequestBody::Interrupt);
+                let answer = self
+                    .process
+                    .send_control(&self.ids, ControlRequestBody::Interrupt);
                 let _ = self.process.reader.send(ReaderCmd::Draining);
                 let _ = tokio::time::timeout(timeouts.control, answer).await;
             }
@@ -385,10 +438,15 @@ impl State {
                 Ok(s) => ExitInfo(s).to_string(),
                 Err(e) => e,
             };
-            self.emit(SessionEventKind::ProcessExited { status, expected: true });
+            self.emit(SessionEventKind::ProcessExited {
+                status,
+                expected: true,
+            });
         }
         let session = self.name();
-        self.fail_all(|_| SessionError::Stopped { session: session.clone() });
+        self.fail_all(|_| SessionError::Stopped {
+            session: session.clone(),
+        });
     }
 }
 
@@ -404,29 +462,56 @@ async fn launch(
     let spill_dir = tempfile::Builder::new()
         .prefix("claude-session-")
         .tempdir()
-        .map_err(|e| SessionError::Launch { session: session.clone(), source: crate::LaunchError::Other(format!("could not create a spill directory: {e}")) })?;
+        .map_err(|e| SessionError::Launch {
+            session: session.clone(),
+            source: crate::LaunchError::Other(format!("could not create a spill directory: {e}")),
+        })?;
     let spec = config
         .options
         .command(&config.cli_path, Some(spill_dir.path()))
-        .map_err(|source| SessionError::Options { session: session.clone(), source })?;
-    let launched =
-        config.launcher.launch(&spec).await.map_err(|source| SessionError::Launch { session: session.clone(), source })?;
+        .map_err(|source| SessionError::Options {
+            session: session.clone(),
+            source,
+        })?;
+    let launched = config
+        .launcher
+        .launch(&spec)
+        .await
+        .map_err(|source| SessionError::Launch {
+            session: session.clone(),
+            source,
+        })?;
     config.ledger.begin_process(number);
-    let span = tracing::info_span!("session", name = %config.name, process = number, pid = launched.pid);
+    let span =
+        tracing::info_span!("session", name = %config.name, process = number, pid = launched.pid);
 
     let (writer_tx, writer_rx) = mpsc::unbounded_channel();
     let (reader_tx, reader_rx) = mpsc::unbounded_channel();
     let (exit_tx, exit_rx) = watch::channel(None);
     let stderr = StderrTail::new(config.stderr_tail_bytes);
     let activity = Arc::new(Activity::new());
-    let incoming = IncomingRequests::new(config.name.clone(), args.handler.clone(), writer_tx.clone(), config.timeouts.control.max(Duration::from_secs(60)));
+    let incoming = IncomingRequests::new(
+        config.name.clone(),
+        args.handler.clone(),
+        writer_tx.clone(),
+        config.timeouts.control.max(Duration::from_secs(60)),
+    );
 
-    let writer_task = tokio::spawn(writer::run(launched.stdin, writer_rx, myself.clone()).instrument(span.clone()));
-    let stderr_task = tokio::spawn(stderr.clone().drain(launched.stderr, config.name.clone()).instrument(span.clone()));
+    let writer_task = tokio::spawn(
+        writer::run(launched.stdin, writer_rx, myself.clone()).instrument(span.clone()),
+    );
+    let stderr_task = tokio::spawn(
+        stderr
+            .clone()
+            .drain(launched.stderr, config.name.clone())
+            .instrument(span.clone()),
+    );
     let exit_actor = myself.clone();
     let exit_future = launched.exit;
     let exit_task = tokio::spawn(async move {
-        let status = exit_future.await.map_err(|e| format!("waiting for the CLI failed: {e}"));
+        let status = exit_future
+            .await
+            .map_err(|e| format!("waiting for the CLI failed: {e}"));
         let _ = exit_tx.send(Some(status.clone()));
         let _ = exit_actor.cast(SessionMsg::ProcessExited(status));
     });
@@ -458,11 +543,17 @@ async fn launch(
     };
     let _ = args.events.send(SessionEvent {
         session: config.name.clone(),
-        kind: SessionEventKind::Spawned { pid: process.pid, process: number },
+        kind: SessionEventKind::Spawned {
+            pid: process.pid,
+            process: number,
+        },
     });
 
     let ids = RequestIdGenerator::new();
-    let answer = process.send_control(&ids, ControlRequestBody::Initialize(config.options.initialize_request()));
+    let answer = process.send_control(
+        &ids,
+        ControlRequestBody::Initialize(config.options.initialize_request()),
+    );
     let timeout = config.timeouts.init;
     enum InitFailure {
         Rejected(String),
@@ -494,10 +585,22 @@ async fn launch(
     let stderr_tail = process.stderr.text();
     Err(match failure {
         InitFailure::Rejected(message) => SessionError::InitRejected { session, message },
-        InitFailure::Timeout => SessionError::InitTimeout { session, timeout, stderr_tail },
+        InitFailure::Timeout => SessionError::InitTimeout {
+            session,
+            timeout,
+            stderr_tail,
+        },
         InitFailure::Exited => match exited_by_itself {
-            Some(Ok(status)) => SessionError::ExitedDuringStart { session, status: ExitInfo(status), stderr_tail },
-            Some(Err(detail)) => SessionError::Disconnected { session, detail, stderr_tail },
+            Some(Ok(status)) => SessionError::ExitedDuringStart {
+                session,
+                status: ExitInfo(status),
+                stderr_tail,
+            },
+            Some(Err(detail)) => SessionError::Disconnected {
+                session,
+                detail,
+                stderr_tail,
+            },
             None => SessionError::Disconnected {
                 session,
                 detail: "the CLI closed its stdout before answering `initialize`".into(),
@@ -508,7 +611,10 @@ async fn launch(
 }
 
 fn spawn_ticker(myself: &ActorRef<SessionMsg>, config: &SessionConfig) -> Option<JoinHandle<()>> {
-    let shortest = [config.timeouts.stall, config.timeouts.turn].into_iter().flatten().min()?;
+    let shortest = [config.timeouts.stall, config.timeouts.turn]
+        .into_iter()
+        .flatten()
+        .min()?;
     let period = (shortest / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
     let actor = myself.clone();
     Some(tokio::spawn(async move {
@@ -528,14 +634,20 @@ impl Actor for SessionActor {
     type State = State;
     type Arguments = StartArgs;
 
-    async fn pre_start(&self, myself: ActorRef<SessionMsg>, args: StartArgs) -> Result<State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SessionMsg>,
+        args: StartArgs,
+    ) -> Result<State, ActorProcessingErr> {
         let (process, init) = launch(&myself, &args, 1).await?;
         let info = ServerInfo::from_initialize(init);
         let cli_version = info.cli_version().map(str::to_owned);
         let _ = args.info.set(info);
         let _ = args.events.send(SessionEvent {
             session: args.config.name.clone(),
-            kind: SessionEventKind::Initialized { cli_version: cli_version.clone() },
+            kind: SessionEventKind::Initialized {
+                cli_version: cli_version.clone(),
+            },
         });
         tracing::info!(session = %args.config.name, pid = process.pid, cli_version, "session ready");
         let ticker = spawn_ticker(&myself, &args.config);
@@ -554,7 +666,12 @@ impl Actor for SessionActor {
         })
     }
 
-    async fn handle(&self, _myself: ActorRef<SessionMsg>, msg: SessionMsg, state: &mut State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<SessionMsg>,
+        msg: SessionMsg,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SessionMsg::Query(turn) => {
                 state.queue.push_back(turn);
@@ -563,9 +680,14 @@ impl Actor for SessionActor {
             SessionMsg::CancelTurn(id) => {
                 if let Some(pos) = state.queue.iter().position(|t| t.id == id) {
                     if let Some(turn) = state.queue.remove(pos) {
-                        let _ = turn.outcome.send(Err(SessionError::Cancelled { session: state.name(), turn: id }));
+                        let _ = turn.outcome.send(Err(SessionError::Cancelled {
+                            session: state.name(),
+                            turn: id,
+                        }));
                     }
-                } else if state.active.as_ref().is_some_and(|a| a.id == id) && state.config.interrupt_on_drop {
+                } else if state.active.as_ref().is_some_and(|a| a.id == id)
+                    && state.config.interrupt_on_drop
+                {
                     tracing::debug!(session = %state.config.name, turn = id, "stream dropped: interrupting its turn");
                     state.interrupt_quietly();
                 }
@@ -575,10 +697,16 @@ impl Actor for SessionActor {
                     let _ = reply.send(Ok(false));
                 } else {
                     let _ = state.process.reader.send(ReaderCmd::Draining);
-                    let answer = state.process.send_control(&state.ids, ControlRequestBody::Interrupt);
+                    let answer = state
+                        .process
+                        .send_control(&state.ids, ControlRequestBody::Interrupt);
                     let (session, timeout) = (state.name(), state.config.timeouts.control);
                     tokio::spawn(async move {
-                        let _ = reply.send(await_control(session, "interrupt", timeout, answer).await.map(|_| true));
+                        let _ = reply.send(
+                            await_control(session, "interrupt", timeout, answer)
+                                .await
+                                .map(|_| true),
+                        );
                     });
                 }
             }
@@ -596,13 +724,21 @@ impl Actor for SessionActor {
             SessionMsg::TurnFinished { turn, end } => {
                 if state.active.as_ref().is_some_and(|a| a.id == turn) {
                     let active = state.active.take();
-                    let cost = state.config.ledger.record_result(state.process.number, end.cumulative_usd, end.usage);
+                    let cost = state.config.ledger.record_result(
+                        state.process.number,
+                        end.cumulative_usd,
+                        end.usage,
+                    );
                     state.turns_done += 1;
                     if let Some(outcome) = active.and_then(|a| a.outcome) {
                         let _ = outcome.send(Ok(cost));
                     }
                     tracing::debug!(session = %state.config.name, turn, is_error = end.is_error, cost_usd = cost.cost_usd, "turn finished");
-                    state.emit(SessionEventKind::TurnFinished { turn, is_error: end.is_error, cost });
+                    state.emit(SessionEventKind::TurnFinished {
+                        turn,
+                        is_error: end.is_error,
+                        cost,
+                    });
                     state.status = SessionStatus::Ready;
                     state.try_dispatch();
                 }
@@ -616,7 +752,10 @@ impl Actor for SessionActor {
             SessionMsg::ConversationReset => state.config.ledger.rebase(),
             SessionMsg::StdoutClosed(detail) => {
                 if state.process.exit_status().is_none() && state.failure.is_none() {
-                    let detail = detail.map_or_else(|| "the CLI closed its stdout".to_owned(), |e| format!("reading the CLI's stdout failed: {e}"));
+                    let detail = detail.map_or_else(
+                        || "the CLI closed its stdout".to_owned(),
+                        |e| format!("reading the CLI's stdout failed: {e}"),
+                    );
                     // Wait briefly for a process that is simply exiting; otherwise it is wedged.
                     if !state.process.wait_exit(Duration::from_secs(1)).await {
                         state.failure = Some(Failure::Disconnected(detail));
@@ -641,7 +780,11 @@ impl Actor for SessionActor {
         Ok(())
     }
 
-    async fn post_stop(&self, _myself: ActorRef<SessionMsg>, state: &mut State) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SessionMsg>,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
         state.shut_down().await;
         tracing::info!(session = %state.config.name, "session stopped");
         Ok(())
@@ -656,8 +799,16 @@ async fn await_control(
 ) -> Result<serde_json::Value, SessionError> {
     match tokio::time::timeout(timeout, answer).await {
         Ok(Ok(Ok(value))) => Ok(value),
-        Ok(Ok(Err(message))) => Err(SessionError::ControlRejected { session, subtype: subtype.to_owned(), message }),
+        Ok(Ok(Err(message))) => Err(SessionError::ControlRejected {
+            session,
+            subtype: subtype.to_owned(),
+            message,
+        }),
         Ok(Err(_)) => Err(SessionError::NotRunning { session }),
-        Err(_) => Err(SessionError::ControlTimeout { session, subtype: subtype.to_owned(), timeout }),
+        Err(_) => Err(SessionError::ControlTimeout {
+            session,
+            subtype: subtype.to_owned(),
+            timeout,
+        }),
     }
 }

@@ -147,8 +147,11 @@ pub struct ConfigError {
 impl SessionConfigBuilder {
     fn fail(&mut self, option: &'static str, reason: impl Into<String>) {
         if self.error.is_none() {
-            self.error =
-                Some(ConfigError { session: self.config.name.to_string(), option, reason: reason.into() });
+            self.error = Some(ConfigError {
+                session: self.config.name.to_string(),
+                option,
+                reason: reason.into(),
+            });
         }
     }
 
@@ -242,7 +245,10 @@ impl SessionConfigBuilder {
     /// Longest stdout line accepted (default 64 MiB); longer lines are skipped and reported.
     pub fn max_line_bytes(mut self, bytes: usize) -> Self {
         if bytes < 1024 {
-            self.fail("max_line_bytes", format!("{bytes} is below the minimum of 1024"));
+            self.fail(
+                "max_line_bytes",
+                format!("{bytes} is below the minimum of 1024"),
+            );
         }
         self.config.max_line_bytes = bytes;
         self
@@ -351,14 +357,24 @@ mod tests {
 
     #[test]
     fn humantime_strings_and_errors_name_the_option() {
-        let c = SessionConfig::builder("s", "/bin/claude").init_timeout("30s").stall_timeout("5m").build().unwrap();
+        let c = SessionConfig::builder("s", "/bin/claude")
+            .init_timeout("30s")
+            .stall_timeout("5m")
+            .build()
+            .unwrap();
         assert_eq!(c.timeouts.init, Duration::from_secs(30));
         assert_eq!(c.timeouts.stall, Some(Duration::from_secs(300)));
-        let e = SessionConfig::builder("s1", "/bin/claude").turn_timeout("soon").build().unwrap_err();
+        let e = SessionConfig::builder("s1", "/bin/claude")
+            .turn_timeout("soon")
+            .build()
+            .unwrap_err();
         assert_eq!(e.option, "turn_timeout");
         assert!(e.to_string().contains("session `s1`"), "{e}");
         assert!(e.to_string().contains("`soon`"), "{e}");
-        let e = SessionConfig::builder("s", "/bin/claude").init_timeout("0s").build().unwrap_err();
+        let e = SessionConfig::builder("s", "/bin/claude")
+            .init_timeout("0s")
+            .build()
+            .unwrap_err();
         assert_eq!(e.option, "init_timeout");
     }
 }

@@ -37,7 +37,11 @@ impl std::fmt::Display for ExitInfo {
 
 /// Formats a stderr tail for an error message.
 fn tail(stderr: &str) -> String {
-    if stderr.is_empty() { "(stderr was empty)".to_owned() } else { format!("stderr tail: {stderr}") }
+    if stderr.is_empty() {
+        "(stderr was empty)".to_owned()
+    } else {
+        format!("stderr tail: {stderr}")
+    }
 }
 
 /// A session failed to do what was asked of it.
@@ -241,7 +245,10 @@ impl SessionError {
     pub fn is_process_failure(&self) -> bool {
         matches!(
             self,
-            Self::Exited { .. } | Self::Disconnected { .. } | Self::Stalled { .. } | Self::ExitedDuringStart { .. }
+            Self::Exited { .. }
+                | Self::Disconnected { .. }
+                | Self::Stalled { .. }
+                | Self::ExitedDuringStart { .. }
         )
     }
 }

@@ -99,7 +99,11 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                     if let Some(dropped) = self.discarding.take() {
                         return Some(Err(dropped + (end - line_start)));
                     }
-                    let end = if end > line_start && self.buf[end - 1] == b'\r' { end - 1 } else { end };
+                    let end = if end > line_start && self.buf[end - 1] == b'\r' {
+                        end - 1
+                    } else {
+                        end
+                    };
                     if end == line_start {
                         continue;
                     }
@@ -180,7 +184,11 @@ mod tests {
             let out = collect(b"{\"a\":1}\n\n{\"b\":2}\r\n{\"c\":3}", 100, chunk).await;
             assert_eq!(
                 out,
-                vec![Ok("{\"a\":1}".into()), Ok("{\"b\":2}".into()), Ok("{\"c\":3}".into())],
+                vec![
+                    Ok("{\"a\":1}".into()),
+                    Ok("{\"b\":2}".into()),
+                    Ok("{\"c\":3}".into())
+                ],
                 "chunk size {chunk}"
             );
         }

@@ -57,7 +57,13 @@ impl IncomingRequests {
         writer: mpsc::UnboundedSender<WriterCmd>,
         deadline: Duration,
     ) -> Self {
-        Self { session, handler, writer, deadline, running: Arc::default() }
+        Self {
+            session,
+            handler,
+            writer,
+            deadline,
+            running: Arc::default(),
+        }
     }
 
     pub(crate) fn dispatch(&self, request: ControlRequest) {
@@ -66,11 +72,17 @@ impl IncomingRequests {
         let Some(handler) = self.handler.clone() else {
             self.answer(ControlResponse::error(
                 request_id,
-                format!("session `{}` has no handler for control request `{subtype}`", self.session),
+                format!(
+                    "session `{}` has no handler for control request `{subtype}`",
+                    self.session
+                ),
             ));
             return;
         };
-        let context = RequestContext { session: self.session.clone(), request_id: request_id.clone() };
+        let context = RequestContext {
+            session: self.session.clone(),
+            request_id: request_id.clone(),
+        };
         let this = self.clone();
         let deadline = self.deadline;
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -80,27 +92,45 @@ impl IncomingRequests {
             let answer = match tokio::time::timeout(deadline, work).await {
                 Ok(Ok(Ok(value))) => ControlResponse::success(id.clone(), value),
                 Ok(Ok(Err(message))) => ControlResponse::error(id.clone(), message),
-                Ok(Err(_panic)) => ControlResponse::error(id.clone(), format!("the `{subtype}` handler panicked")),
+                Ok(Err(_panic)) => {
+                    ControlResponse::error(id.clone(), format!("the `{subtype}` handler panicked"))
+                }
                 Err(_) => ControlResponse::error(
                     id.clone(),
-                    format!("the `{subtype}` handler did not answer within {}", humantime::format_duration(deadline)),
+                    format!(
+                        "the `{subtype}` handler did not answer within {}",
+                        humantime::format_duration(deadline)
+                    ),
                 ),
             };
-            this.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            this.running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
             this.answer(answer);
         });
         running.insert(request_id, task.abort_handle());
     }
 
     pub(crate) fn cancel(&self, request_id: &str) {
-        if let Some(task) = self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(request_id) {
+        if let Some(task) = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(request_id)
+        {
             task.abort();
         }
     }
 
     /// Aborts every running handler (the process is gone; nobody is left to answer).
     pub(crate) fn abort_all(&self) {
-        for (_, task) in self.running.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+        for (_, task) in self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+        {
             task.abort();
         }
     }
@@ -111,7 +141,9 @@ impl IncomingRequests {
             Ok(line) => {
                 let _ = self.writer.send(WriterCmd::Line(line));
             }
-            Err(e) => tracing::error!(session = %self.session, error = %e, "could not serialise a control answer"),
+            Err(e) => {
+                tracing::error!(session = %self.session, error = %e, "could not serialise a control answer")
+            }
         }
     }
 }

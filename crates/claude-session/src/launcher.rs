@@ -38,7 +38,10 @@ pub trait Launcher: Send + Sync + fmt::Debug + 'static {
     ///
     /// Implementations should not leave a process behind when this future is dropped; the local
     /// launcher spawns synchronously, so there is no point at which it could.
-    fn launch<'a>(&'a self, spec: &'a CommandSpec) -> BoxFuture<'a, Result<LaunchedProcess, LaunchError>>;
+    fn launch<'a>(
+        &'a self,
+        spec: &'a CommandSpec,
+    ) -> BoxFuture<'a, Result<LaunchedProcess, LaunchError>>;
 }
 
 /// A process that a [`Launcher`] started.
@@ -59,7 +62,9 @@ pub struct LaunchedProcess {
 
 impl fmt::Debug for LaunchedProcess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LaunchedProcess").field("pid", &self.pid).finish_non_exhaustive()
+        f.debug_struct("LaunchedProcess")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
     }
 }
 

@@ -124,7 +124,12 @@ impl SessionLedger {
     }
 
     /// Records a turn's `result` and returns its per-turn figures.
-    pub(crate) fn record_result(&self, process: u64, cumulative_usd: Option<f64>, usage: TurnCost) -> TurnCost {
+    pub(crate) fn record_result(
+        &self,
+        process: u64,
+        cumulative_usd: Option<f64>,
+        usage: TurnCost,
+    ) -> TurnCost {
         let mut state = self.lock();
         if state.process != process {
             state.process = process;
@@ -157,7 +162,14 @@ mod tests {
     fn deltas_add_up_and_continue_across_processes() {
         let ledger = SessionLedger::new();
         ledger.begin_process(1);
-        let a = ledger.record_result(1, Some(0.01), TurnCost { output_tokens: 5, ..Default::default() });
+        let a = ledger.record_result(
+            1,
+            Some(0.01),
+            TurnCost {
+                output_tokens: 5,
+                ..Default::default()
+            },
+        );
         let b = ledger.record_result(1, Some(0.03), TurnCost::default());
         assert!((a.cost_usd - 0.01).abs() < 1e-12 && (b.cost_usd - 0.02).abs() < 1e-12);
         ledger.begin_process(2);

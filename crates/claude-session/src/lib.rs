@@ -64,12 +64,16 @@ mod session;
 mod stderr;
 mod turn;
 
-pub use config::{ConfigError, IntoDuration, QueuePolicy, SessionConfig, SessionConfigBuilder, Timeouts};
+pub use config::{
+    ConfigError, IntoDuration, QueuePolicy, SessionConfig, SessionConfigBuilder, Timeouts,
+};
 pub use error::{ExitInfo, SessionError};
 pub use events::{SessionEvent, SessionEventKind, SkipReason};
 pub use health::{HealthSnapshot, SessionStatus};
 pub use incoming::{ControlHandler, RequestContext};
-pub use launcher::{GroupSignal, GroupSignaller, LaunchError, LaunchedProcess, Launcher, LocalLauncher};
+pub use launcher::{
+    GroupSignal, GroupSignaller, LaunchError, LaunchedProcess, Launcher, LocalLauncher,
+};
 pub use ledger::{CostTotals, SessionLedger, TurnCost};
 pub use query::query;
 pub use session::{ContextUsage, Session, StartOptions};

@@ -26,7 +26,10 @@ use crate::turn::{Prompt, TurnOutput};
 ///
 /// Dropping the future stops the session (its only handle is dropped): the turn is interrupted
 /// and the CLI shut down by the full recipe, so no process outlives the call.
-pub async fn query(prompt: impl Into<Prompt>, config: SessionConfig) -> Result<TurnOutput, SessionError> {
+pub async fn query(
+    prompt: impl Into<Prompt>,
+    config: SessionConfig,
+) -> Result<TurnOutput, SessionError> {
     let session = Session::start(config).await?;
     let outcome = async { session.query(prompt).await?.collect().await }.await;
     session.stop().await?;

@@ -1,5 +1,6 @@
 //! [`Session`]: the handle to a running session.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -62,7 +63,9 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("name", &self.inner.name).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,8 +102,8 @@ impl Session {
     ///
     /// # Cancel safety
     ///
-    /// If the future is dropped mid-start, the actor still finishes starting and then stops
-    /// (its handle is gone), by the full shutdown recipe: no process is left behind.
+    /// Dropping the future mid-start abandons the start: the launched CLI's process group is
+    /// killed and reaped, and no actor is left running.
     pub async fn start(config: SessionConfig) -> Result<Session, SessionError> {
         Self::start_with(config, StartOptions::default()).await
     }
@@ -114,16 +117,30 @@ impl Session {
     /// # Cancel safety
     ///
     /// As for [`start`](Self::start).
-    pub async fn start_with(config: SessionConfig, options: StartOptions) -> Result<Session, SessionError> {
+    pub async fn start_with(
+        config: SessionConfig,
+        options: StartOptions,
+    ) -> Result<Session, SessionError> {
         let name = config.name.clone();
         let (events, _) = broadcast::channel(config.events_capacity);
         let info = Arc::new(OnceLock::new());
         let admission = Arc::new(Semaphore::new(config.queue_capacity + 1));
-        let (queue_capacity, policy, stream_buffer) = (config.queue_capacity, config.queue_policy, config.stream_buffer);
+        let (queue_capacity, policy, stream_buffer) = (
+            config.queue_capacity,
+            config.queue_policy,
+            config.stream_buffer,
+        );
         let ledger = config.ledger.clone();
-        let args = StartArgs { config, events: events.clone(), info: info.clone(), handler: options.control_handler };
+        let args = StartArgs {
+            config,
+            events: events.clone(),
+            info: info.clone(),
+            handler: options.control_handler,
+        };
         let spawned = match options.supervisor {
-            Some(supervisor) => Actor::spawn_linked(options.actor_name, SessionActor, args, supervisor).await,
+            Some(supervisor) => {
+                Actor::spawn_linked(options.actor_name, SessionActor, args, supervisor).await
+            }
             None => Actor::spawn(options.actor_name, SessionActor, args).await,
         };
         let actor = match spawned {
@@ -191,7 +208,9 @@ impl Session {
     }
 
     fn not_running(&self) -> SessionError {
-        SessionError::NotRunning { session: self.inner.name.to_string() }
+        SessionError::NotRunning {
+            session: self.inner.name.to_string(),
+        }
     }
 
     /// Queues a turn and returns its stream. Turns run one at a time, in the order asked.
@@ -208,26 +227,66 @@ impl Session {
     pub async fn query(&self, prompt: impl Into<Prompt>) -> Result<TurnStream, SessionError> {
         let inner = &self.inner;
         let permit = match inner.policy {
-            QueuePolicy::Wait => inner.admission.clone().acquire_owned().await.map_err(|_| self.not_running())?,
-            QueuePolicy::Reject => inner.admission.clone().try_acquire_owned().map_err(|e| match e {
-                TryAcquireError::NoPermits => {
-                    SessionError::QueueFull { session: inner.name.to_string(), capacity: inner.queue_capacity }
-                }
-                TryAcquireError::Closed => self.not_running(),
-            })?,
+            QueuePolicy::Wait => inner
+                .admission
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| self.not_running())?,
+            QueuePolicy::Reject => {
+                inner
+                    .admission
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(|e| match e {
+                        TryAcquireError::NoPermits => SessionError::QueueFull {
+                            session: inner.name.to_string(),
+                            capacity: inner.queue_capacity,
+                        },
+                        TryAcquireError::Closed => self.not_running(),
+                    })?
+            }
         };
         let id = inner.next_turn.fetch_add(1, Ordering::Relaxed);
         let (frames_tx, frames_rx) = mpsc::channel(inner.stream_buffer);
         let (outcome_tx, outcome_rx) = oneshot::channel();
-        let turn = PendingTurn { id, prompt: prompt.into(), frames: frames_tx, outcome: outcome_tx, permit };
-        inner.actor.cast(SessionMsg::Query(turn)).map_err(|_| self.not_running())?;
-        Ok(TurnStream::new(inner.name.clone(), id, frames_rx, outcome_rx, inner.actor.clone()))
+        let turn = PendingTurn {
+            id,
+            prompt: prompt.into(),
+            frames: frames_tx,
+            outcome: outcome_tx,
+            permit,
+        };
+        inner
+            .actor
+            .cast(SessionMsg::Query(turn))
+            .map_err(|_| self.not_running())?;
+        Ok(TurnStream::new(
+            inner.name.clone(),
+            id,
+            frames_rx,
+            outcome_rx,
+            inner.actor.clone(),
+        ))
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> SessionMsg) -> Result<T, SessionError> {
+    /// Sends a request to the actor now, and returns a future of its answer: the request is
+    /// made even if the future is never polled.
+    fn ask<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> SessionMsg,
+    ) -> impl Future<Output = Result<T, SessionError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        self.inner.actor.cast(make(tx)).map_err(|_| self.not_running())?;
-        rx.await.map_err(|_| self.not_running())
+        let sent = self
+            .inner
+            .actor
+            .cast(make(tx))
+            .map_err(|_| self.not_running());
+        let gone = self.not_running();
+        async move {
+            sent?;
+            rx.await.map_err(|_| gone)
+        }
     }
 
     /// Interrupts the running turn and waits (up to the control timeout) for the CLI to confirm.
@@ -241,14 +300,19 @@ impl Session {
     ///
     /// # Cancel safety
     ///
-    /// The interrupt is sent as soon as the call is made; dropping the future only stops
-    /// waiting for the confirmation.
-    pub async fn interrupt(&self) -> Result<bool, SessionError> {
-        self.ask(SessionMsg::Interrupt).await?
+    /// The interrupt is sent when the method is called, before the returned future is first
+    /// polled; dropping the future only stops waiting for the confirmation.
+    pub fn interrupt(&self) -> impl Future<Output = Result<bool, SessionError>> + Send + 'static {
+        let answer = self.ask(SessionMsg::Interrupt);
+        async move { answer.await? }
     }
 
-    async fn control(&self, body: ControlRequestBody) -> Result<serde_json::Value, SessionError> {
-        self.ask(|reply| SessionMsg::Control { body, reply }).await?
+    fn control(
+        &self,
+        body: ControlRequestBody,
+    ) -> impl Future<Output = Result<serde_json::Value, SessionError>> + Send + 'static {
+        let answer = self.ask(|reply| SessionMsg::Control { body, reply });
+        async move { answer.await? }
     }
 
     /// Switches the model for the following turns (`None`: the default model).
@@ -259,9 +323,14 @@ impl Session {
     ///
     /// # Cancel safety
     ///
-    /// The request is sent when the call is made; dropping the future only stops waiting.
+    /// The request is sent when the call is made (on the first poll); dropping the future
+    /// before then sends nothing, after it only stops waiting.
     pub async fn set_model(&self, model: Option<&str>) -> Result<(), SessionError> {
-        self.control(ControlRequestBody::SetModel { model: model.map(str::to_owned) }).await.map(drop)
+        self.control(ControlRequestBody::SetModel {
+            model: model.map(str::to_owned),
+        })
+        .await
+        .map(drop)
     }
 
     /// Changes the permission mode.
@@ -272,9 +341,12 @@ impl Session {
     ///
     /// # Cancel safety
     ///
-    /// The request is sent when the call is made; dropping the future only stops waiting.
+    /// The request is sent when the call is made (on the first poll); dropping the future
+    /// before then sends nothing, after it only stops waiting.
     pub async fn set_permission_mode(&self, mode: PermissionMode) -> Result<(), SessionError> {
-        self.control(ControlRequestBody::SetPermissionMode { mode }).await.map(drop)
+        self.control(ControlRequestBody::SetPermissionMode { mode })
+            .await
+            .map(drop)
     }
 
     /// The status of the session's MCP servers (the CLI's `{"mcpServers": […]}`).
@@ -285,7 +357,8 @@ impl Session {
     ///
     /// # Cancel safety
     ///
-    /// The request is sent when the call is made; dropping the future only stops waiting.
+    /// The request is sent when the call is made (on the first poll); dropping the future
+    /// before then sends nothing, after it only stops waiting.
     pub async fn mcp_status(&self) -> Result<Vec<serde_json::Value>, SessionError> {
         let value = self.control(ControlRequestBody::McpStatus).await?;
         match value.get("mcpServers") {
@@ -306,7 +379,8 @@ impl Session {
     ///
     /// # Cancel safety
     ///
-    /// The request is sent when the call is made; dropping the future only stops waiting.
+    /// The request is sent when the call is made (on the first poll); dropping the future
+    /// before then sends nothing, after it only stops waiting.
     pub async fn context_usage(&self) -> Result<ContextUsage, SessionError> {
         let raw = self.control(ControlRequestBody::GetContextUsage).await?;
         let num = |k: &str| raw.get(k).and_then(serde_json::Value::as_f64);
@@ -342,15 +416,25 @@ impl Session {
     ///
     /// # Cancel safety
     ///
-    /// The stop is requested when the call is made and completes even if the future is dropped.
-    pub async fn stop(&self) -> Result<(), SessionError> {
-        let _ = self.inner.actor.stop_and_wait(Some("stopped".into()), None).await;
-        Ok(())
+    /// The stop is requested when the method is called, before the returned future is first
+    /// polled, and completes even if the future is dropped.
+    pub fn stop(&self) -> impl Future<Output = Result<(), SessionError>> + Send + 'static {
+        self.inner.actor.stop(Some("stopped".into()));
+        let actor = self.inner.actor.clone();
+        async move {
+            let _ = actor.wait(None).await;
+            Ok(())
+        }
     }
 
     /// Whether the session's actor is still running.
     pub fn is_running(&self) -> bool {
-        matches!(self.inner.actor.get_status(), ractor::ActorStatus::Running | ractor::ActorStatus::Starting | ractor::ActorStatus::Upgrading)
+        matches!(
+            self.inner.actor.get_status(),
+            ractor::ActorStatus::Running
+                | ractor::ActorStatus::Starting
+                | ractor::ActorStatus::Upgrading
+        )
     }
 }
 

@@ -76,7 +76,9 @@ impl ServerInfo {
 
     /// The CLI's version (`claude_code_version`).
     pub fn cli_version(&self) -> Option<&str> {
-        self.typed.as_ref().and_then(|t| t.claude_code_version.as_deref())
+        self.typed
+            .as_ref()
+            .and_then(|t| t.claude_code_version.as_deref())
     }
 }
 
@@ -111,7 +113,15 @@ impl TurnStream {
         outcome: oneshot::Receiver<TurnOutcome>,
         actor: ActorRef<SessionMsg>,
     ) -> Self {
-        Self { session, turn, frames, outcome: Some(outcome), saw_result: false, done: false, actor }
+        Self {
+            session,
+            turn,
+            frames,
+            outcome: Some(outcome),
+            saw_result: false,
+            done: false,
+            actor,
+        }
     }
 
     /// The turn's number within its session instance.
@@ -142,14 +152,22 @@ impl TurnStream {
                     detail: bad.reason.clone(),
                 });
             }
-            _ => return Err(SessionError::Stopped { session: self.session.to_string() }),
+            _ => {
+                return Err(SessionError::Stopped {
+                    session: self.session.to_string(),
+                });
+            }
         };
         // The per-turn cost comes from the actor once the result has been delivered.
         let cost = match self.outcome.take() {
             Some(rx) => rx.await.ok().and_then(Result::ok),
             None => None,
         };
-        Ok(TurnOutput { messages, result, cost })
+        Ok(TurnOutput {
+            messages,
+            result,
+            cost,
+        })
     }
 
     /// Reads the whole turn and returns its final text: the `result` text, or else the
@@ -192,7 +210,9 @@ impl Stream for TurnStream {
         }
         match this.frames.poll_recv(cx) {
             Poll::Ready(Some(msg)) => {
-                if matches!(&msg, Message::Result(_)) || matches!(&msg, Message::Malformed(m) if m.type_name == "result") {
+                if matches!(&msg, Message::Result(_))
+                    || matches!(&msg, Message::Malformed(m) if m.type_name == "result")
+                {
                     this.saw_result = true;
                     this.done = true;
                 }
@@ -213,7 +233,9 @@ impl Stream for TurnStream {
                         match result {
                             Ok(Err(e)) => Poll::Ready(Some(Err(e))),
                             Ok(Ok(_)) => Poll::Ready(None),
-                            Err(_) => Poll::Ready(Some(Err(SessionError::Stopped { session: this.session.to_string() }))),
+                            Err(_) => Poll::Ready(Some(Err(SessionError::Stopped {
+                                session: this.session.to_string(),
+                            }))),
                         }
                     }
                 }
@@ -295,7 +317,10 @@ impl TurnOutput {
             match msg {
                 Message::Assistant(a) => {
                     for block in &a.message.content {
-                        if let ContentBlock::ToolUse { id, name, input, .. } = block {
+                        if let ContentBlock::ToolUse {
+                            id, name, input, ..
+                        } = block
+                        {
                             calls.push(ToolCall {
                                 id: id.clone(),
                                 name: name.clone(),
@@ -308,7 +333,12 @@ impl TurnOutput {
                 }
                 Message::User(u) => {
                     for block in u.tool_results() {
-                        if let ContentBlock::ToolResult { tool_use_id, content, is_error, .. } = block
+                        if let ContentBlock::ToolResult {
+                            tool_use_id,
+                            content,
+                            is_error,
+                            ..
+                        } = block
                             && let Some(call) = calls.iter_mut().find(|c| &c.id == tool_use_id)
                         {
                             call.result = content.clone();

@@ -36,11 +36,17 @@ pub(crate) type ControlAnswer = Result<serde_json::Value, String>;
 #[derive(Debug)]
 pub(crate) enum ReaderCmd {
     /// A turn is about to be written: route what follows to `sink`.
-    BeginTurn { turn: u64, sink: mpsc::Sender<Message> },
+    BeginTurn {
+        turn: u64,
+        sink: mpsc::Sender<Message>,
+    },
     /// The turn was failed by the actor: discard its frames from now on.
     AbandonTurn { turn: u64 },
     /// A control request is about to be written: resolve `reply` with its answer.
-    ExpectControl { request_id: String, reply: oneshot::Sender<ControlAnswer> },
+    ExpectControl {
+        request_id: String,
+        reply: oneshot::Sender<ControlAnswer>,
+    },
     /// An interrupt is under way: keep reading even when the caller does not.
     Draining,
 }
@@ -54,7 +60,10 @@ pub(crate) struct Activity {
 
 impl Activity {
     pub(crate) fn new() -> Self {
-        Self { base: Instant::now(), last_ms: AtomicU64::new(0) }
+        Self {
+            base: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
     }
 
     pub(crate) fn touch(&self) {
@@ -64,7 +73,8 @@ impl Activity {
 
     /// Time since the last bytes arrived, or since `since` if that is later.
     pub(crate) fn idle_since(&self, since: Instant) -> std::time::Duration {
-        let last = self.base + std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        let last =
+            self.base + std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
         Instant::now().saturating_duration_since(last.max(since))
     }
 
@@ -98,7 +108,11 @@ pub(crate) struct Reader {
 
 enum Parsed {
     Frame(Box<Message>),
-    Skipped { reason: SkipReason, len: usize, detail: Option<String> },
+    Skipped {
+        reason: SkipReason,
+        len: usize,
+        detail: Option<String>,
+    },
 }
 
 impl Reader {
@@ -127,11 +141,17 @@ impl Reader {
     }
 
     fn backpressured(&self) -> bool {
-        !self.draining && self.turn.as_ref().is_some_and(|t| t.backlog.len() >= BACKLOG_LIMIT)
+        !self.draining
+            && self
+                .turn
+                .as_ref()
+                .is_some_and(|t| t.backlog.len() >= BACKLOG_LIMIT)
     }
 
     fn has_backlog(&self) -> bool {
-        self.turn.as_ref().is_some_and(|t| t.sink.is_some() && !t.backlog.is_empty())
+        self.turn
+            .as_ref()
+            .is_some_and(|t| t.sink.is_some() && !t.backlog.is_empty())
     }
 
     pub(crate) async fn run(mut self) {
@@ -148,13 +168,25 @@ impl Reader {
                             detail: Some(e.to_string()),
                         },
                     },
-                    Some(Framed::Oversize { len }) => Parsed::Skipped { reason: SkipReason::Oversize, len, detail: None },
+                    Some(Framed::Oversize { len }) => Parsed::Skipped {
+                        reason: SkipReason::Oversize,
+                        len,
+                        detail: None,
+                    },
                 };
                 match parsed {
                     Parsed::Frame(msg) => self.route(*msg),
-                    Parsed::Skipped { reason, len, detail } => {
+                    Parsed::Skipped {
+                        reason,
+                        len,
+                        detail,
+                    } => {
                         tracing::warn!(session = %self.session, ?reason, len, detail, "skipped a stdout line");
-                        self.emit(SessionEventKind::FrameSkipped { reason, len, detail });
+                        self.emit(SessionEventKind::FrameSkipped {
+                            reason,
+                            len,
+                            detail,
+                        });
                     }
                 }
             }
@@ -195,7 +227,12 @@ impl Reader {
         match cmd {
             ReaderCmd::BeginTurn { turn, sink } => {
                 self.draining = false;
-                self.turn = Some(RoutedTurn { id: turn, sink: Some(sink), backlog: VecDeque::new(), end: None });
+                self.turn = Some(RoutedTurn {
+                    id: turn,
+                    sink: Some(sink),
+                    backlog: VecDeque::new(),
+                    end: None,
+                });
             }
             ReaderCmd::AbandonTurn { turn } => {
                 if let Some(t) = self.turn.as_mut().filter(|t| t.id == turn) {
@@ -211,7 +248,10 @@ impl Reader {
     }
 
     fn emit(&self, kind: SessionEventKind) {
-        let _ = self.events.send(SessionEvent { session: self.session.clone(), kind });
+        let _ = self.events.send(SessionEvent {
+            session: self.session.clone(),
+            kind,
+        });
     }
 
     fn note_session_id(&mut self, id: &str) {
@@ -249,7 +289,9 @@ impl Reader {
                 match self.turn.as_mut() {
                     Some(t) => t.end = Some(end),
                     None => {
-                        self.emit(SessionEventKind::Unrouted { frame_type: "result".into() });
+                        self.emit(SessionEventKind::Unrouted {
+                            frame_type: "result".into(),
+                        });
                         return;
                     }
                 }
@@ -258,8 +300,13 @@ impl Reader {
             Message::Malformed(bad) if bad.type_name == "result" => {
                 let raw = &bad.raw;
                 let end = TurnEnd {
-                    is_error: raw.get("is_error").and_then(serde_json::Value::as_bool).unwrap_or(true),
-                    cumulative_usd: raw.get("total_cost_usd").and_then(serde_json::Value::as_f64),
+                    is_error: raw
+                        .get("is_error")
+                        .and_then(serde_json::Value::as_bool)
+                        .unwrap_or(true),
+                    cumulative_usd: raw
+                        .get("total_cost_usd")
+                        .and_then(serde_json::Value::as_f64),
                     usage: TurnCost::default(),
                 };
                 tracing::warn!(session = %self.session, reason = %bad.reason, "a `result` did not have the expected shape");
@@ -292,17 +339,24 @@ impl Reader {
                 },
                 Some(_) => t.backlog.push_back(msg),
             },
-            None => self.emit(SessionEventKind::Unrouted { frame_type: frame_type(&msg) }),
+            None => self.emit(SessionEventKind::Unrouted {
+                frame_type: frame_type(&msg),
+            }),
         }
     }
 
     /// A turn is over once its `result` has reached the caller (or nobody is listening): only
     /// then may the actor write the next one.
     fn finish_turn_if_delivered(&mut self) {
-        let done = self.turn.as_ref().is_some_and(|t| t.end.is_some() && (t.sink.is_none() || t.backlog.is_empty()));
+        let done = self
+            .turn
+            .as_ref()
+            .is_some_and(|t| t.end.is_some() && (t.sink.is_none() || t.backlog.is_empty()));
         if done && let Some(t) = self.turn.take() {
             if let Some(end) = t.end {
-                let _ = self.actor.cast(SessionMsg::TurnFinished { turn: t.id, end });
+                let _ = self
+                    .actor
+                    .cast(SessionMsg::TurnFinished { turn: t.id, end });
             }
         }
     }
@@ -327,7 +381,9 @@ fn frame_type(msg: &Message) -> String {
 /// Waits for room in the turn's channel and moves one frame over. False if the caller is gone.
 async fn deliver(turn: &mut Option<RoutedTurn>) -> bool {
     let Some(t) = turn.as_mut() else { return true };
-    let Some(sink) = t.sink.as_ref() else { return true };
+    let Some(sink) = t.sink.as_ref() else {
+        return true;
+    };
     match sink.reserve().await {
         Ok(permit) => {
             if let Some(msg) = t.backlog.pop_front() {

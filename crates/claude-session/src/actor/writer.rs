@@ -35,7 +35,9 @@ pub(crate) async fn run(
                     stdin.flush().await
                 };
                 if let Err(e) = written.await {
-                    let _ = actor.cast(SessionMsg::PipeFailed(format!("writing to the CLI's stdin failed: {e}")));
+                    let _ = actor.cast(SessionMsg::PipeFailed(format!(
+                        "writing to the CLI's stdin failed: {e}"
+                    )));
                     return;
                 }
             }

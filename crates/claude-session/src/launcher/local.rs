@@ -31,16 +31,24 @@ impl LocalLauncher {
 }
 
 impl Launcher for LocalLauncher {
-    fn launch<'a>(&'a self, spec: &'a CommandSpec) -> BoxFuture<'a, Result<LaunchedProcess, LaunchError>> {
+    fn launch<'a>(
+        &'a self,
+        spec: &'a CommandSpec,
+    ) -> BoxFuture<'a, Result<LaunchedProcess, LaunchError>> {
         Box::pin(async move { launch_local(spec) })
     }
 }
 
 fn launch_local(spec: &CommandSpec) -> Result<LaunchedProcess, LaunchError> {
-    spec.write_spill_files().map_err(|source| LaunchError::SpillFile {
-        path: spec.spill_files.first().map(|f| f.path.display().to_string()).unwrap_or_default(),
-        source,
-    })?;
+    spec.write_spill_files()
+        .map_err(|source| LaunchError::SpillFile {
+            path: spec
+                .spill_files
+                .first()
+                .map(|f| f.path.display().to_string())
+                .unwrap_or_default(),
+            source,
+        })?;
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&spec.args)
         .stdin(Stdio::piped())
@@ -64,15 +72,21 @@ fn launch_local(spec: &CommandSpec) -> Result<LaunchedProcess, LaunchError> {
         cmd.uid(found.uid.as_raw()).gid(found.gid.as_raw());
     }
     set_parent_death_signal(&mut cmd);
-    let mut child = cmd
-        .spawn()
-        .map_err(|source| LaunchError::Spawn { program: spec.program.display().to_string(), source })?;
+    let mut child = cmd.spawn().map_err(|source| LaunchError::Spawn {
+        program: spec.program.display().to_string(),
+        source,
+    })?;
     let pid = child.id();
-    let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
-        return Err(LaunchError::Other("the child's pipes were not captured".into()));
+        return Err(LaunchError::Other(
+            "the child's pipes were not captured".into(),
+        ));
     };
-    let signaller = Arc::new(LocalGroup { pgid: pid.map(|p| p as i32) });
+    let signaller = Arc::new(LocalGroup {
+        pgid: pid.map(|p| p as i32),
+    });
     Ok(LaunchedProcess {
         stdin: Box::pin(stdin),
         stdout: Box::pin(stdout),
