@@ -261,3 +261,33 @@ pub fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
     let guard = tracing::subscriber::set_default(subscriber);
     (captured, guard)
 }
+
+/// An actor that only records the exits of the actors linked to it (`exit:<reason>`).
+pub struct Probe;
+
+impl Actor for Probe {
+    type Msg = ();
+    type State = Log;
+    type Arguments = Log;
+
+    async fn pre_start(&self, _: ActorRef<()>, log: Log) -> Result<Log, ActorProcessingErr> {
+        Ok(log)
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<()>,
+        event: ractor::SupervisionEvent,
+        log: &mut Log,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(r) = supervision::ExitReason::from_event(&event) {
+            log.push(format!("exit:{}", r.reason));
+        }
+        Ok(())
+    }
+}
+
+pub async fn probe(log: &Log) -> ActorCell {
+    let (p, _) = Actor::spawn(None, Probe, log.clone()).await.unwrap();
+    p.get_cell()
+}
