@@ -20,6 +20,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 pub use file::FileStore;
+pub(crate) use file::encode as encode_name;
 pub use memory::MemoryStore;
 
 /// What is kept of one named session between runs.

@@ -45,7 +45,17 @@ pub struct CostTotals {
 }
 
 impl CostTotals {
-    fn add(&mut self, turn: &TurnCost) {
+    /// Adds another session's totals to these (for tree-wide sums).
+    pub fn add(&mut self, other: &CostTotals) {
+        self.turns += other.turns;
+        self.cost_usd += other.cost_usd;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cache_read_input_tokens += other.cache_read_input_tokens;
+        self.cache_creation_input_tokens += other.cache_creation_input_tokens;
+    }
+
+    fn add_turn(&mut self, turn: &TurnCost) {
         self.turns += 1;
         self.cost_usd += turn.cost_usd;
         self.input_tokens += turn.input_tokens;
@@ -149,7 +159,7 @@ impl SessionLedger {
             }
             None => 0.0,
         };
-        state.totals.add(&turn);
+        state.totals.add_turn(&turn);
         turn
     }
 }

@@ -10,7 +10,7 @@ use claude_protocol::Message;
 use claude_testing::fake_api::user_texts_of;
 use claude_testing::procs;
 use futures::StreamExt;
-use support::{RealEnv, pid_of, stop_and_check};
+use support::{RealEnv, RealEnvExt, pid_of, stop_and_check};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_turn_conversation_keeps_context_and_costs_add_up() {
