@@ -165,6 +165,23 @@ impl SupervisorRef {
         &self.handle.name
     }
 
+    /// A handle to the supervisor running as `cell` (e.g. a nested supervisor found through
+    /// `which_children`); `None` if `cell` is not a supervisor of this crate. For a
+    /// [`DynamicSupervisor`](crate::DynamicSupervisor) this handle's `restart_child` and
+    /// `delete_child` also work, with dynamic semantics.
+    pub fn from_cell(cell: ActorCell) -> Option<Self> {
+        if cell.is_message_type_of::<Msg>() != Some(true) {
+            return None;
+        }
+        let name = cell.get_name().unwrap_or_else(|| cell.get_id().to_string());
+        Some(Self {
+            handle: Handle {
+                actor: cell.into(),
+                name: name.into(),
+            },
+        })
+    }
+
     /// Adds a child spec and starts it (OTP's `start_child`). `Ok(None)`: the start function
     /// answered ignore (the spec is kept unless temporary).
     ///
