@@ -192,8 +192,9 @@ pub enum Fault {
         #[serde(default = "default_after_frames")]
         after_frames: usize,
     },
-    /// No output at all from this point on (process start, or the start of the turn); control
-    /// requests are never answered; stdin is still read; closing it does not end the process.
+    /// No output at all from this point on (process start, or the arrival of the turn's user
+    /// line); control requests are never answered; stdin is still read (and recorded); closing it
+    /// does not end the process.
     Hang,
     /// Stream the reply in `pieces` pieces with `delay_ms` between them.
     SlowStream {

@@ -142,6 +142,11 @@ impl Fake {
         last["response"]["response"].clone()
     }
 
+    /// Send `initialize` without waiting for the answer.
+    pub(crate) fn initialize_no_wait(&mut self) {
+        self.control("init_1", json!({"subtype": "initialize", "hooks": null}));
+    }
+
     pub(crate) fn close_stdin(&mut self) {
         self.stdin.take();
     }

@@ -132,6 +132,7 @@ fn main() {
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let mut buf = Vec::new();
+    let mut users = 0u32;
     loop {
         buf.clear();
         match input.read_until(b'\n', &mut buf) {
@@ -176,6 +177,12 @@ fn main() {
                             v["message"]["role"]
                         ),
                     );
+                }
+                users += 1;
+                // A hang keyed on this turn starts as its user line arrives (so no control
+                // answer slips out between the line and the turn).
+                if sh.scenario.turn_faults(sh.start, users).iter().any(|f| matches!(f, Fault::Hang)) {
+                    sh.out.hang();
                 }
                 let _ = tx.send(v);
             }
