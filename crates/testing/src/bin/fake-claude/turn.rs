@@ -507,7 +507,9 @@ impl Worker {
                 sh.out.flush();
                 return Err(self.abort_streaming(&msg_id, "", input_tokens));
             }
-            let len = 150 + (i * 37) % 350;
+            // Frames of 300–800 bytes: the text length leaves room for each kind's envelope.
+            let event = sh.args.include_partial && i % 2 == 0;
+            let len = if event { 100 + (i * 37) % 350 } else { 40 + (i * 37) % 200 };
             let mut text = String::with_capacity(len + 16);
             let mut w = i;
             while text.len() < len {
@@ -515,7 +517,8 @@ impl Worker {
                 text.push(' ');
                 w += 7;
             }
-            let frame = if sh.args.include_partial && i % 2 == 0 {
+            text.truncate(len);
+            let frame = if event {
                 frames::stream_event(
                     &sid,
                     &msg_id,
