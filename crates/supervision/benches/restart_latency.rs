@@ -49,7 +49,9 @@ fn main() {
             .period(Duration::from_secs(3600))
             .build()
             .expect("flags");
-        let sup = Supervisor::start(None, flags, vec![spec]).await.expect("start");
+        let sup = Supervisor::start(None, flags, vec![spec])
+            .await
+            .expect("start");
         let mut cell = rx.recv().await.expect("first instance");
         let mut samples = Vec::with_capacity(ROUNDS);
         for _ in 0..ROUNDS {

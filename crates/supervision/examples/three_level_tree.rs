@@ -19,8 +19,10 @@
 
 use std::time::Duration;
 
-use ractor::{ActorCell, Actor, ActorProcessingErr, ActorRef};
-use supervision::{ChildKind, ChildSpec, ChildStatus, Strategy, Supervisor, SupervisorFlags, SupervisorRef};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
+use supervision::{
+    ChildKind, ChildSpec, ChildStatus, Strategy, Supervisor, SupervisorFlags, SupervisorRef,
+};
 
 struct Worker;
 
@@ -34,12 +36,21 @@ impl Actor for Worker {
         Ok(name)
     }
 
-    async fn post_stop(&self, _: ActorRef<()>, name: &mut String) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _: ActorRef<()>,
+        name: &mut String,
+    ) -> Result<(), ActorProcessingErr> {
         println!("    - {name} stopped");
         Ok(())
     }
 
-    async fn handle(&self, _: ActorRef<()>, _: (), name: &mut String) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<()>,
+        _: (),
+        name: &mut String,
+    ) -> Result<(), ActorProcessingErr> {
         println!("    ! {name} crashes");
         Err(format!("{name} failed").into())
     }
@@ -87,7 +98,10 @@ async fn show(sup: &SupervisorRef, indent: usize) {
             ChildStatus::Restarting => "restarting".into(),
             _ => "not running".into(),
         };
-        println!("{:indent$}{} (generation {}): {status}", "", c.id, c.generation);
+        println!(
+            "{:indent$}{} (generation {}): {status}",
+            "", c.id, c.generation
+        );
         if c.kind == ChildKind::Supervisor {
             if let Some(nested) = c.status.cell().cloned().and_then(SupervisorRef::from_cell) {
                 Box::pin(show(&nested, indent + 4)).await;
@@ -137,10 +151,14 @@ async fn main() {
     println!("\n== cache crashes: root is one_for_one, only cache restarts");
     crash(&root, &["cache"]).await;
 
-    println!("\n== enrich crashes: stages is rest_for_one: store stops, then enrich and store start");
+    println!(
+        "\n== enrich crashes: stages is rest_for_one: store stops, then enrich and store start"
+    );
     crash(&root, &["pipeline", "stages", "enrich"]).await;
 
-    println!("\n== writer crashes: pipeline is one_for_all: everything in it stops in reverse order, then starts in order");
+    println!(
+        "\n== writer crashes: pipeline is one_for_all: everything in it stops in reverse order, then starts in order"
+    );
     crash(&root, &["pipeline", "writer"]).await;
 
     println!("\n== the tree now");

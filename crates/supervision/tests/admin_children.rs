@@ -11,7 +11,10 @@ async fn a1_terminate_child_keeps_spec_no_restart() {
     let sup = Supervisor::start(
         None,
         SupervisorFlags::default(),
-        vec![typed("p", &log, RestartType::Permanent), typed("tmp", &log, RestartType::Temporary)],
+        vec![
+            typed("p", &log, RestartType::Permanent),
+            typed("tmp", &log, RestartType::Temporary),
+        ],
     )
     .await
     .unwrap();
@@ -22,20 +25,36 @@ async fn a1_terminate_child_keeps_spec_no_restart() {
     let children = sup.which_children().await.unwrap();
     assert_eq!(children.len(), 1, "temporary spec removed");
     assert_eq!(status_name(&children[0].status), "not_running");
-    assert_eq!(log.entries(), ["start:p", "start:tmp", "stop:p", "stop:tmp"]);
+    assert_eq!(
+        log.entries(),
+        ["start:p", "start:tmp", "stop:p", "stop:tmp"]
+    );
     assert_eq!(sup.inspect().await.unwrap().restarts_in_window, 0);
-    assert!(matches!(sup.terminate_child("nope").await, Err(ChildError::NotFound { .. })));
+    assert!(matches!(
+        sup.terminate_child("nope").await,
+        Err(ChildError::NotFound { .. })
+    ));
     sup.stop().await;
 }
 
 #[tokio::test]
 async fn a2_restart_child() {
     let log = Log::new();
-    let sup = Supervisor::start(None, SupervisorFlags::default(), vec![typed("a", &log, RestartType::Permanent)])
-        .await
-        .unwrap();
-    assert!(matches!(sup.restart_child("a").await, Err(ChildError::Running { .. })));
-    assert!(matches!(sup.restart_child("zz").await, Err(ChildError::NotFound { .. })));
+    let sup = Supervisor::start(
+        None,
+        SupervisorFlags::default(),
+        vec![typed("a", &log, RestartType::Permanent)],
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        sup.restart_child("a").await,
+        Err(ChildError::Running { .. })
+    ));
+    assert!(matches!(
+        sup.restart_child("zz").await,
+        Err(ChildError::NotFound { .. })
+    ));
     sup.terminate_child("a").await.unwrap();
     let cell = sup.restart_child("a").await.unwrap().expect("started");
     assert_eq!(child(&sup, "a").await.get_id(), cell.get_id());
@@ -48,14 +67,24 @@ async fn a2_restart_child() {
 #[tokio::test]
 async fn a3_delete_child() {
     let log = Log::new();
-    let sup = Supervisor::start(None, SupervisorFlags::default(), vec![typed("a", &log, RestartType::Permanent)])
-        .await
-        .unwrap();
-    assert!(matches!(sup.delete_child("a").await, Err(ChildError::Running { .. })));
+    let sup = Supervisor::start(
+        None,
+        SupervisorFlags::default(),
+        vec![typed("a", &log, RestartType::Permanent)],
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        sup.delete_child("a").await,
+        Err(ChildError::Running { .. })
+    ));
     sup.terminate_child("a").await.unwrap();
     sup.delete_child("a").await.unwrap();
     assert_eq!(sup.count_children().await.unwrap().specs, 0);
-    assert!(matches!(sup.delete_child("a").await, Err(ChildError::NotFound { .. })));
+    assert!(matches!(
+        sup.delete_child("a").await,
+        Err(ChildError::NotFound { .. })
+    ));
     sup.stop().await;
 }
 
@@ -68,12 +97,18 @@ async fn a4_which_children_in_start_order_with_status_and_kind() {
     let sup = Supervisor::start(
         None,
         SupervisorFlags::default(),
-        vec![typed("w1", &log, RestartType::Permanent), inner, typed("w2", &log, RestartType::Transient)],
+        vec![
+            typed("w1", &log, RestartType::Permanent),
+            inner,
+            typed("w2", &log, RestartType::Transient),
+        ],
     )
     .await
     .unwrap();
     sup.terminate_child("w2").await.unwrap();
-    sup.start_child(typed("w3", &log, RestartType::Permanent)).await.unwrap();
+    sup.start_child(typed("w3", &log, RestartType::Permanent))
+        .await
+        .unwrap();
     let children = sup.which_children().await.unwrap();
     let rows: Vec<_> = children
         .iter()
@@ -101,7 +136,11 @@ async fn a5_count_children_agrees_with_which_children() {
     let sup = Supervisor::start(
         None,
         SupervisorFlags::default(),
-        vec![typed("w1", &log, RestartType::Permanent), inner, typed("w2", &log, RestartType::Transient)],
+        vec![
+            typed("w1", &log, RestartType::Permanent),
+            inner,
+            typed("w2", &log, RestartType::Transient),
+        ],
     )
     .await
     .unwrap();
@@ -109,10 +148,30 @@ async fn a5_count_children_agrees_with_which_children() {
     let which = sup.which_children().await.unwrap();
     let counts = sup.count_children().await.unwrap();
     assert_eq!(counts.specs, which.len());
-    assert_eq!(counts.active, which.iter().filter(|c| c.status.cell().is_some()).count());
-    assert_eq!(counts.supervisors, which.iter().filter(|c| c.kind == ChildKind::Supervisor).count());
-    assert_eq!(counts.workers, which.iter().filter(|c| c.kind == ChildKind::Worker).count());
-    assert_eq!((counts.specs, counts.active, counts.supervisors, counts.workers), (3, 2, 1, 2));
+    assert_eq!(
+        counts.active,
+        which.iter().filter(|c| c.status.cell().is_some()).count()
+    );
+    assert_eq!(
+        counts.supervisors,
+        which
+            .iter()
+            .filter(|c| c.kind == ChildKind::Supervisor)
+            .count()
+    );
+    assert_eq!(
+        counts.workers,
+        which.iter().filter(|c| c.kind == ChildKind::Worker).count()
+    );
+    assert_eq!(
+        (
+            counts.specs,
+            counts.active,
+            counts.supervisors,
+            counts.workers
+        ),
+        (3, 2, 1, 2)
+    );
     let snap = sup.inspect().await.unwrap();
     let json = serde_json::to_value(&snap).unwrap();
     assert_eq!(json["children"][2]["status"], "not_running");

@@ -13,7 +13,12 @@ fn sig(id: &str, log: &Log) -> ChildSpec {
         .unwrap()
 }
 
-async fn start(auto: AutoShutdown, strategy: Strategy, children: Vec<ChildSpec>, exits: &Log) -> SupervisorRef {
+async fn start(
+    auto: AutoShutdown,
+    strategy: Strategy,
+    children: Vec<ChildSpec>,
+    exits: &Log,
+) -> SupervisorRef {
     let flags = SupervisorFlags::builder()
         .auto_shutdown(auto)
         .strategy(strategy)
@@ -31,7 +36,11 @@ async fn as1_any_significant_normal_exit_shuts_down() {
     let sup = start(
         AutoShutdown::AnySignificant,
         Strategy::OneForOne,
-        vec![worker("a", &log).build().unwrap(), sig("s", &log), worker("c", &log).build().unwrap()],
+        vec![
+            worker("a", &log).build().unwrap(),
+            sig("s", &log),
+            worker("c", &log).build().unwrap(),
+        ],
         &exits,
     )
     .await;
@@ -46,7 +55,13 @@ async fn as1_any_significant_normal_exit_shuts_down() {
 #[tokio::test(start_paused = true)]
 async fn as2_any_significant_crash_is_restarted() {
     let (log, exits) = (Log::new(), Log::new());
-    let sup = start(AutoShutdown::AnySignificant, Strategy::OneForOne, vec![sig("s", &log)], &exits).await;
+    let sup = start(
+        AutoShutdown::AnySignificant,
+        Strategy::OneForOne,
+        vec![sig("s", &log)],
+        &exits,
+    )
+    .await;
     send(&child(&sup, "s").await, WMsg::Crash);
     eventually("restarted", || log.count("start:s") == 2).await;
     assert_eq!(sup.count_children().await.unwrap().active, 1);
@@ -60,7 +75,11 @@ async fn as3_all_significant_waits_for_all() {
     let sup = start(
         AutoShutdown::AllSignificant,
         Strategy::OneForOne,
-        vec![sig("s1", &log), sig("s2", &log), worker("w", &log).build().unwrap()],
+        vec![
+            sig("s1", &log),
+            sig("s2", &log),
+            worker("w", &log).build().unwrap(),
+        ],
         &exits,
     )
     .await;

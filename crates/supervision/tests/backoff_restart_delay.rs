@@ -10,7 +10,8 @@ use support::*;
 #[tokio::test(start_paused = true)]
 async fn backoff_delays_restart_and_counts_when_decided() {
     let log = Log::new();
-    let backoff = Backoff::exponential(Duration::from_secs(1), Duration::from_secs(60), 0.0).unwrap();
+    let backoff =
+        Backoff::exponential(Duration::from_secs(1), Duration::from_secs(60), 0.0).unwrap();
     let flags = SupervisorFlags::builder()
         .intensity(5)
         .period(Duration::from_secs(600))
@@ -30,7 +31,11 @@ async fn backoff_delays_restart_and_counts_when_decided() {
         assert_eq!(snap.restarts_in_window, n - 1);
         assert_eq!(snap.children[0].status, SnapshotStatus::Restarting);
         tokio::time::sleep(Duration::from_secs(delay) - Duration::from_millis(1)).await;
-        assert_eq!(log.count("start:a"), n - 1, "not restarted before the delay");
+        assert_eq!(
+            log.count("start:a"),
+            n - 1,
+            "not restarted before the delay"
+        );
         eventually("restarted", || log.count("start:a") == n).await;
         assert!(t0.elapsed() >= Duration::from_secs(delay));
     }
@@ -40,8 +45,13 @@ async fn backoff_delays_restart_and_counts_when_decided() {
 #[tokio::test(start_paused = true)]
 async fn backoff_does_not_prevent_meltdown() {
     let log = Log::new();
-    let backoff = Backoff::exponential(Duration::from_secs(1), Duration::from_secs(60), 0.5).unwrap();
-    let flags = SupervisorFlags::builder().intensity(1).backoff(backoff).build().unwrap();
+    let backoff =
+        Backoff::exponential(Duration::from_secs(1), Duration::from_secs(60), 0.5).unwrap();
+    let flags = SupervisorFlags::builder()
+        .intensity(1)
+        .backoff(backoff)
+        .build()
+        .unwrap();
     let sup = Supervisor::start(None, flags, vec![worker("a", &log).build().unwrap()])
         .await
         .unwrap();

@@ -17,7 +17,10 @@ fn f1_defaults_follow_otp() {
     assert!(f.backoff().is_none());
     assert_eq!(SupervisorFlags::builder().build().unwrap(), f);
     let elixir = SupervisorFlags::elixir_defaults();
-    assert_eq!((elixir.intensity(), elixir.period()), (3, Duration::from_secs(5)));
+    assert_eq!(
+        (elixir.intensity(), elixir.period()),
+        (3, Duration::from_secs(5))
+    );
 }
 
 #[test]
@@ -27,7 +30,12 @@ fn f2_period_zero_is_rejected() {
         .build()
         .unwrap_err();
     assert!(matches!(err, FlagsError::ZeroPeriod));
-    assert!(DynamicFlags::builder().period(Duration::ZERO).build().is_err());
+    assert!(
+        DynamicFlags::builder()
+            .period(Duration::ZERO)
+            .build()
+            .is_err()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -48,14 +56,19 @@ async fn f3_duplicate_child_ids_do_not_start() {
     let err = Supervisor::start(
         Some("f3_sup".into()),
         SupervisorFlags::default(),
-        vec![worker("a", &log).build().unwrap(), worker("a", &log).build().unwrap()],
+        vec![
+            worker("a", &log).build().unwrap(),
+            worker("a", &log).build().unwrap(),
+        ],
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, SupervisorError::DuplicateChildId { ref child, .. } if child.as_str() == "a"));
+    assert!(
+        matches!(err, SupervisorError::DuplicateChildId { ref child, .. } if child.as_str() == "a")
+    );
     assert!(err.to_string().contains("f3_sup") && err.to_string().contains("`a`"));
     assert!(log.entries().is_empty(), "nothing was started");
-    assert!(ractor::registry::where_is("f3_sup".to_string()).is_none());
+    assert!(ractor::registry::where_is("f3_sup").is_none());
 }
 
 #[test]
@@ -63,11 +76,13 @@ fn f4_significant_permanent_is_rejected() {
     let log = Log::new();
     let err = worker("p", &log).significant(true).build().unwrap_err();
     assert!(matches!(err, SpecError::SignificantPermanent { .. }));
-    assert!(worker("t", &log)
-        .restart(RestartType::Transient)
-        .significant(true)
-        .build()
-        .is_ok());
+    assert!(
+        worker("t", &log)
+            .restart(RestartType::Transient)
+            .significant(true)
+            .build()
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -108,7 +123,10 @@ fn f6_default_shutdown_per_kind() {
     let log = Log::new();
     let w = worker("w", &log).build().unwrap();
     assert_eq!(w.shutdown(), Shutdown::Timeout(Duration::from_secs(5)));
-    let s = worker("s", &log).kind(ChildKind::Supervisor).build().unwrap();
+    let s = worker("s", &log)
+        .kind(ChildKind::Supervisor)
+        .build()
+        .unwrap();
     assert_eq!(s.shutdown(), Shutdown::Infinity);
     let nested = Supervisor::child_spec("n", None, SupervisorFlags::default(), vec![])
         .build()

@@ -28,7 +28,10 @@ async fn i1_second_crash_within_period_melts_down_in_reverse_order() {
     let (log, exits) = (Log::new(), Log::new());
     let sup = linked(
         flags(1, Duration::from_secs(5)),
-        ["a", "b", "c"].iter().map(|id| worker(id, &log).build().unwrap()).collect(),
+        ["a", "b", "c"]
+            .iter()
+            .map(|id| worker(id, &log).build().unwrap())
+            .collect(),
         &exits,
     )
     .await;
@@ -88,7 +91,10 @@ async fn i4_one_count_for_the_whole_supervisor() {
     let (log, exits) = (Log::new(), Log::new());
     let sup = linked(
         flags(1, Duration::from_secs(5)),
-        vec![worker("a", &log).build().unwrap(), worker("b", &log).build().unwrap()],
+        vec![
+            worker("a", &log).build().unwrap(),
+            worker("b", &log).build().unwrap(),
+        ],
         &exits,
     )
     .await;
@@ -140,8 +146,16 @@ fn fails_after_first(id: &str, log: &Log, calls: Arc<AtomicUsize>) -> ChildSpec 
                     return Err(StartError::new("no"));
                 }
                 log.push(format!("start:{name}"));
-                args.spawn_linked(None, Worker, WorkerArgs { name, log, stop_delay: None })
-                    .await
+                args.spawn_linked(
+                    None,
+                    Worker,
+                    WorkerArgs {
+                        name,
+                        log,
+                        stop_delay: None,
+                    },
+                )
+                .await
             }
         })
         .build()
@@ -185,8 +199,16 @@ async fn i7_restarting_status_and_calls_answered_between_attempts() {
                     return Err(StartError::new("gate closed"));
                 }
                 log.push("start:a");
-                args.spawn_linked(None, Worker, WorkerArgs { name: "a".into(), log, stop_delay: None })
-                    .await
+                args.spawn_linked(
+                    None,
+                    Worker,
+                    WorkerArgs {
+                        name: "a".into(),
+                        log,
+                        stop_delay: None,
+                    },
+                )
+                .await
             }
         })
         .build()
@@ -210,7 +232,10 @@ async fn i7_restarting_status_and_calls_answered_between_attempts() {
     assert!(seen_restarting, "the supervisor answered while retrying");
     gate_closed.store(false, Ordering::SeqCst);
     eventually("restarted", || log.count("start:a") == 2).await;
-    assert_eq!(status_name(&sup.which_children().await.unwrap()[0].status), "running");
+    assert_eq!(
+        status_name(&sup.which_children().await.unwrap()[0].status),
+        "running"
+    );
     sup.stop().await;
 }
 
@@ -229,7 +254,11 @@ fn nested(log: &Log, restart: RestartType) -> ChildSpec {
 async fn inner_worker(sup: &SupervisorRef) -> ractor::ActorCell {
     let inner = child(sup, "inner").await;
     // The inner supervisor's only child is the worker, linked to it.
-    inner.get_children().into_iter().next().expect("inner worker")
+    inner
+        .get_children()
+        .into_iter()
+        .next()
+        .expect("inner worker")
 }
 
 #[tokio::test(start_paused = true)]
@@ -244,7 +273,10 @@ async fn i8_permanent_child_supervisor_meltdown_escalates() {
     send(&inner_worker(&sup).await, WMsg::Crash);
     eventually("inner restarted by parent", || log.count("start:w") == 2).await;
     let snap = sup.inspect().await.unwrap();
-    assert_eq!(snap.restarts_in_window, 1, "the child supervisor's restart counts");
+    assert_eq!(
+        snap.restarts_in_window, 1,
+        "the child supervisor's restart counts"
+    );
     assert_eq!(snap.restart_log[0].reason, "shutdown");
     send(&inner_worker(&sup).await, WMsg::Crash);
     sup.wait().await;
@@ -265,10 +297,7 @@ async fn i8_transient_child_supervisor_meltdown_not_restarted() {
     let inner = child(&sup, "inner").await;
     send(&inner_worker(&sup).await, WMsg::Crash);
     inner.wait(None).await.unwrap();
-    eventually("parent saw it", || {
-        log.count("crash:w") == 1
-    })
-    .await;
+    eventually("parent saw it", || log.count("crash:w") == 1).await;
     let children = sup.which_children().await.unwrap();
     assert_eq!(status_name(&children[0].status), "not_running");
     assert_eq!(log.count("start:w"), 1);

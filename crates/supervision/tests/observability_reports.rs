@@ -16,8 +16,14 @@ async fn o1_one_event_per_occurrence_with_fields() {
         Some("o1_sup".into()),
         SupervisorFlags::builder().intensity(5).build().unwrap(),
         vec![
-            worker("a", &log).restart(RestartType::Transient).build().unwrap(),
-            worker("stuck", &log).shutdown(Shutdown::Timeout(Duration::from_secs(1))).build().unwrap(),
+            worker("a", &log)
+                .restart(RestartType::Transient)
+                .build()
+                .unwrap(),
+            worker("stuck", &log)
+                .shutdown(Shutdown::Timeout(Duration::from_secs(1)))
+                .build()
+                .unwrap(),
         ],
     )
     .await
@@ -26,11 +32,22 @@ async fn o1_one_event_per_occurrence_with_fields() {
 
     send(&child(&sup, "a").await, WMsg::Crash);
     eventually("restart", || log.count("start:a") == 2).await;
-    assert!(sup.start_child(failing("bad", &log).build().unwrap()).await.is_err());
-    send(&child(&sup, "stuck").await, WMsg::Block(Duration::from_secs(3600)));
+    assert!(
+        sup.start_child(failing("bad", &log).build().unwrap())
+            .await
+            .is_err()
+    );
+    send(
+        &child(&sup, "stuck").await,
+        WMsg::Block(Duration::from_secs(3600)),
+    );
     sup.stop().await;
 
-    let contexts: Vec<String> = captured.events().iter().map(|e| e["context"].clone()).collect();
+    let contexts: Vec<String> = captured
+        .events()
+        .iter()
+        .map(|e| e["context"].clone())
+        .collect();
     assert_eq!(
         contexts,
         [
@@ -44,25 +61,44 @@ async fn o1_one_event_per_occurrence_with_fields() {
         ]
     );
     for e in captured.events() {
-        for field in ["supervisor", "child_id", "restart_type", "reason", "context"] {
+        for field in [
+            "supervisor",
+            "child_id",
+            "restart_type",
+            "reason",
+            "context",
+        ] {
             assert!(e.contains_key(field), "{field} missing in {e:?}");
         }
         assert_eq!(e["supervisor"], "o1_sup");
     }
     let exit = &captured.with_context(CHILD_TERMINATED)[0];
-    assert_eq!((exit["child_id"].as_str(), exit["restart_type"].as_str()), ("a", "transient"));
+    assert_eq!(
+        (exit["child_id"].as_str(), exit["restart_type"].as_str()),
+        ("a", "transient")
+    );
     assert_eq!(exit["reason"], "a crashed");
-    assert_eq!(captured.with_context(START_ERROR)[0]["reason"], "bad cannot start");
-    assert_eq!(captured.with_context(SHUTDOWN_ERROR)[0]["child_id"], "stuck");
+    assert_eq!(
+        captured.with_context(START_ERROR)[0]["reason"],
+        "bad cannot start"
+    );
+    assert_eq!(
+        captured.with_context(SHUTDOWN_ERROR)[0]["child_id"],
+        "stuck"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn o2_meltdown_reported_with_context_shutdown() {
     let (captured, _guard) = capture();
     let log = Log::new();
-    let sup = Supervisor::start(None, SupervisorFlags::default(), vec![worker("a", &log).build().unwrap()])
-        .await
-        .unwrap();
+    let sup = Supervisor::start(
+        None,
+        SupervisorFlags::default(),
+        vec![worker("a", &log).build().unwrap()],
+    )
+    .await
+    .unwrap();
     send(&child(&sup, "a").await, WMsg::Crash);
     eventually("restart", || log.count("start:a") == 2).await;
     send(&child(&sup, "a").await, WMsg::Crash);

@@ -9,9 +9,17 @@ use supervision::*;
 use support::*;
 
 async fn spawn_worker(log: &Log, name: &str) -> ActorCell {
-    let (r, _) = Actor::spawn(None, Worker, WorkerArgs { name: name.into(), log: log.clone(), stop_delay: None })
-        .await
-        .unwrap();
+    let (r, _) = Actor::spawn(
+        None,
+        Worker,
+        WorkerArgs {
+            name: name.into(),
+            log: log.clone(),
+            stop_delay: None,
+        },
+    )
+    .await
+    .unwrap();
     r.get_cell()
 }
 
@@ -23,7 +31,11 @@ async fn rg1_unique_names() {
     let first = reg.register("svc", a.clone()).unwrap();
     assert_eq!(first.generation, 1);
     match reg.register("svc", b.clone()) {
-        Err(RegistryError::AlreadyRegistered { holder, name, generation }) => {
+        Err(RegistryError::AlreadyRegistered {
+            holder,
+            name,
+            generation,
+        }) => {
             assert_eq!(holder.get_id(), a.get_id());
             assert_eq!((name.as_str(), generation), ("svc", 1));
         }
@@ -38,11 +50,7 @@ async fn rg1_unique_names() {
 async fn rg2_unregistered_when_actor_dies_whatever_the_reason() {
     let (reg, log) = (Registry::new(), Log::new());
     let mut events = reg.subscribe();
-    let how: [fn(&ActorCell); 3] = [
-        |c| c.stop(None),
-        |c| send(c, WMsg::Crash),
-        |c| c.kill(),
-    ];
+    let how: [fn(&ActorCell); 3] = [|c| c.stop(None), |c| send(c, WMsg::Crash), |c| c.kill()];
     for (i, kill) in how.iter().enumerate() {
         let name = format!("n{i}");
         let cell = spawn_worker(&log, &name).await;
@@ -50,9 +58,14 @@ async fn rg2_unregistered_when_actor_dies_whatever_the_reason() {
         let _ = events.recv().await.unwrap();
         kill(&cell);
         cell.wait(None).await.unwrap();
-        assert!(reg.lookup(&name).is_none(), "a dead holder is never returned");
+        assert!(
+            reg.lookup(&name).is_none(),
+            "a dead holder is never returned"
+        );
         match events.recv().await.unwrap() {
-            RegistryEvent::Unregistered { name: n, reason, .. } => {
+            RegistryEvent::Unregistered {
+                name: n, reason, ..
+            } => {
                 assert_eq!(n, name);
                 assert_eq!(reason, UnregisterReason::Exited);
             }
@@ -72,17 +85,27 @@ async fn rg3_name_follows_restarts_with_generations() {
             let (reg, log) = (r2.clone(), l2.clone());
             async move {
                 let out = args
-                    .spawn_linked(None, Worker, WorkerArgs { name: "svc".into(), log, stop_delay: None })
+                    .spawn_linked(
+                        None,
+                        Worker,
+                        WorkerArgs {
+                            name: "svc".into(),
+                            log,
+                            stop_delay: None,
+                        },
+                    )
                     .await?;
                 if let StartOutcome::Started(cell) = &out {
-                    reg.register("svc", cell.clone()).map_err(StartError::from_error)?;
+                    reg.register("svc", cell.clone())
+                        .map_err(StartError::from_error)?;
                 }
                 Ok(out)
             }
         })
         .build()
         .unwrap();
-    let backoff = Backoff::exponential(Duration::from_secs(1), Duration::from_secs(1), 0.0).unwrap();
+    let backoff =
+        Backoff::exponential(Duration::from_secs(1), Duration::from_secs(1), 0.0).unwrap();
     let flags = SupervisorFlags::builder().backoff(backoff).build().unwrap();
     let sup = Supervisor::start(None, flags, vec![spec]).await.unwrap();
     let handle = reg.handle("svc");
@@ -93,14 +116,20 @@ async fn rg3_name_follows_restarts_with_generations() {
     eventually("unregistered", || reg.lookup("svc").is_none()).await;
     assert!(matches!(
         handle.resolve(),
-        Err(RegistryError::Restarting { last_generation: 1, .. })
+        Err(RegistryError::Restarting {
+            last_generation: 1,
+            ..
+        })
     ));
     let second = handle.resolve_wait(Duration::from_secs(5)).await.unwrap();
     assert_eq!(second.generation, 2);
     assert_ne!(second.cell.get_id(), first.cell.get_id());
     assert!(!reg.is_current(&first), "the stale instance is detectable");
     assert!(reg.is_current(&second));
-    assert!(matches!(reg.handle("other").resolve(), Err(RegistryError::NotRegistered { .. })));
+    assert!(matches!(
+        reg.handle("other").resolve(),
+        Err(RegistryError::NotRegistered { .. })
+    ));
     sup.stop().await;
 }
 
@@ -108,7 +137,8 @@ async fn rg3_name_follows_restarts_with_generations() {
 async fn rg4_listing_is_a_point_in_time_snapshot() {
     let (reg, log) = (Registry::new(), Log::new());
     for i in 0..10 {
-        reg.register(format!("a{i}"), spawn_worker(&log, "x").await).unwrap();
+        reg.register(format!("a{i}"), spawn_worker(&log, "x").await)
+            .unwrap();
     }
     let snapshot = reg.list();
     // Writers proceed while the snapshot is held across awaits: no lock is held.
@@ -144,17 +174,30 @@ async fn rg5_events_reach_subscribers() {
     reg.register("ev", cell.clone()).unwrap();
     reg.unregister("ev").unwrap();
     for sub in [&mut sub1, &mut sub2] {
-        assert!(matches!(sub.recv().await.unwrap(), RegistryEvent::Registered { ref name, generation: 1, .. } if name == "ev"));
+        assert!(
+            matches!(sub.recv().await.unwrap(), RegistryEvent::Registered { ref name, generation: 1, .. } if name == "ev")
+        );
         assert!(matches!(
             sub.recv().await.unwrap(),
-            RegistryEvent::Unregistered { reason: UnregisterReason::Explicit, generation: 1, .. }
+            RegistryEvent::Unregistered {
+                reason: UnregisterReason::Explicit,
+                generation: 1,
+                ..
+            }
         ));
     }
     reg.register("ev", cell.clone()).unwrap();
     cell.stop(None);
-    assert!(matches!(sub1.recv().await.unwrap(), RegistryEvent::Registered { generation: 2, .. }));
     assert!(matches!(
         sub1.recv().await.unwrap(),
-        RegistryEvent::Unregistered { reason: UnregisterReason::Exited, generation: 2, .. }
+        RegistryEvent::Registered { generation: 2, .. }
+    ));
+    assert!(matches!(
+        sub1.recv().await.unwrap(),
+        RegistryEvent::Unregistered {
+            reason: UnregisterReason::Exited,
+            generation: 2,
+            ..
+        }
     ));
 }

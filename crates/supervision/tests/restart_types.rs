@@ -7,7 +7,9 @@ use support::*;
 
 async fn one(r: RestartType, log: &Log) -> SupervisorRef {
     let flags = SupervisorFlags::builder().intensity(10).build().unwrap();
-    Supervisor::start(None, flags, vec![typed("c", log, r)]).await.unwrap()
+    Supervisor::start(None, flags, vec![typed("c", log, r)])
+        .await
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -36,7 +38,12 @@ async fn r2_permanent_restarted_after_abnormal_exit() {
 async fn r3_transient_normal_exit_not_restarted_spec_kept() {
     let log = Log::new();
     let sup = one(RestartType::Transient, &log).await;
-    for reason in [None, Some("normal"), Some("shutdown"), Some("shutdown:idle")] {
+    for reason in [
+        None,
+        Some("normal"),
+        Some("shutdown"),
+        Some("shutdown:idle"),
+    ] {
         if reason.is_some() {
             sup.restart_child("c").await.unwrap();
         }
@@ -102,19 +109,41 @@ async fn r6_temporary_stopped_by_group_restart_is_removed() {
     log.clear();
     send(&child(&sup, "a").await, WMsg::Crash);
     eventually("group restart", || log.count("start:b") == 1).await;
-    assert_eq!(log.entries(), ["crash:a", "stop:b", "stop:tmp", "start:a", "start:b"]);
-    let ids: Vec<_> = sup.which_children().await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(
+        log.entries(),
+        ["crash:a", "stop:b", "stop:tmp", "start:a", "start:b"]
+    );
+    let ids: Vec<_> = sup
+        .which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     assert_eq!(ids, [ChildId::from("a"), ChildId::from("b")]);
     sup.stop().await;
 }
 
 #[test]
 fn exit_reason_mapping() {
-    for normal in [None, Some("normal"), Some("shutdown"), Some("shutdown:deploy")] {
+    for normal in [
+        None,
+        Some("normal"),
+        Some("shutdown"),
+        Some("shutdown:deploy"),
+    ] {
         assert!(ExitReason::from_stop_reason(normal).normal, "{normal:?}");
     }
-    for abnormal in [Some("killed"), Some("boom"), Some("shutdownx"), Some("Drained")] {
-        assert!(!ExitReason::from_stop_reason(abnormal).normal, "{abnormal:?}");
+    for abnormal in [
+        Some("killed"),
+        Some("boom"),
+        Some("shutdownx"),
+        Some("Drained"),
+    ] {
+        assert!(
+            !ExitReason::from_stop_reason(abnormal).normal,
+            "{abnormal:?}"
+        );
     }
     assert!(!ExitReason::failed("panic").normal);
     assert_eq!(ExitReason::from_stop_reason(None).reason, "normal");

@@ -16,12 +16,22 @@ async fn sh1_stop_in_reverse_start_order_each_awaited() {
         SupervisorFlags::default(),
         ["a", "b", "c"]
             .iter()
-            .map(|id| worker_with(id, &log, Some(Duration::from_millis(100))).build().unwrap())
+            .map(|id| {
+                worker_with(id, &log, Some(Duration::from_millis(100)))
+                    .build()
+                    .unwrap()
+            })
             .collect(),
     )
     .await
     .unwrap();
-    let cells: Vec<_> = sup.which_children().await.unwrap().iter().map(|c| c.status.cell().unwrap().clone()).collect();
+    let cells: Vec<_> = sup
+        .which_children()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.status.cell().unwrap().clone())
+        .collect();
     log.clear();
     sup.stop().await;
     assert_eq!(log.entries(), ["stop:c", "stop:b", "stop:a"]);
@@ -35,8 +45,14 @@ async fn sh2_timeout_graceful_then_kill() {
         None,
         SupervisorFlags::default(),
         vec![
-            worker("in_time", &log).shutdown(Shutdown::Timeout(Duration::from_secs(2))).build().unwrap(),
-            worker("stuck", &log).shutdown(Shutdown::Timeout(Duration::from_secs(2))).build().unwrap(),
+            worker("in_time", &log)
+                .shutdown(Shutdown::Timeout(Duration::from_secs(2)))
+                .build()
+                .unwrap(),
+            worker("stuck", &log)
+                .shutdown(Shutdown::Timeout(Duration::from_secs(2)))
+                .build()
+                .unwrap(),
         ],
     )
     .await
@@ -58,10 +74,12 @@ async fn sh3_brutal_kill_at_once() {
     let sup = Supervisor::start(
         None,
         SupervisorFlags::default(),
-        vec![worker_with("k", &log, Some(Duration::from_secs(10)))
-            .shutdown(Shutdown::BrutalKill)
-            .build()
-            .unwrap()],
+        vec![
+            worker_with("k", &log, Some(Duration::from_secs(10)))
+                .shutdown(Shutdown::BrutalKill)
+                .build()
+                .unwrap(),
+        ],
     )
     .await
     .unwrap();
@@ -71,7 +89,11 @@ async fn sh3_brutal_kill_at_once() {
     sup.stop().await;
     assert!(log.entries().is_empty(), "killed: no graceful cleanup");
     assert!(is_stopped(&k));
-    assert_eq!(t0.elapsed(), Duration::ZERO, "no waiting at all (paused clock)");
+    assert_eq!(
+        t0.elapsed(),
+        Duration::ZERO,
+        "no waiting at all (paused clock)"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -80,16 +102,22 @@ async fn sh4_infinity_waits_as_long_as_it_takes() {
     let sup = Supervisor::start(
         None,
         SupervisorFlags::default(),
-        vec![worker_with("slow", &log, Some(Duration::from_secs(3600)))
-            .shutdown(Shutdown::Infinity)
-            .build()
-            .unwrap()],
+        vec![
+            worker_with("slow", &log, Some(Duration::from_secs(3600)))
+                .shutdown(Shutdown::Infinity)
+                .build()
+                .unwrap(),
+        ],
     )
     .await
     .unwrap();
     log.clear();
     sup.stop().await;
-    assert_eq!(log.entries(), ["stop:slow"], "cleanup completed, never killed");
+    assert_eq!(
+        log.entries(),
+        ["stop:slow"],
+        "cleanup completed, never killed"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -100,8 +128,12 @@ async fn sh5_nested_supervisor_shuts_subtree_down_before_parent_moves_on() {
         None,
         SupervisorFlags::default(),
         vec![
-            worker_with("i1", &log, Some(Duration::from_millis(50))).build().unwrap(),
-            worker_with("i2", &log, Some(Duration::from_millis(50))).build().unwrap(),
+            worker_with("i1", &log, Some(Duration::from_millis(50)))
+                .build()
+                .unwrap(),
+            worker_with("i2", &log, Some(Duration::from_millis(50)))
+                .build()
+                .unwrap(),
         ],
     )
     .build()
@@ -117,10 +149,16 @@ async fn sh5_nested_supervisor_shuts_subtree_down_before_parent_moves_on() {
     )
     .await
     .unwrap();
-    assert_eq!(log.entries(), ["start:before", "start:i1", "start:i2", "start:after"]);
+    assert_eq!(
+        log.entries(),
+        ["start:before", "start:i1", "start:i2", "start:after"]
+    );
     log.clear();
     sup.stop().await;
-    assert_eq!(log.entries(), ["stop:after", "stop:i2", "stop:i1", "stop:before"]);
+    assert_eq!(
+        log.entries(),
+        ["stop:after", "stop:i2", "stop:i1", "stop:before"]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -130,13 +168,20 @@ async fn sh7_no_orphans_after_supervisor_exits() {
         "inner",
         None,
         SupervisorFlags::default(),
-        vec![worker("i1", &log).build().unwrap(), worker("i2", &log).build().unwrap()],
+        vec![
+            worker("i1", &log).build().unwrap(),
+            worker("i2", &log).build().unwrap(),
+        ],
     )
     .build()
     .unwrap();
-    let sup = Supervisor::start(None, SupervisorFlags::default(), vec![worker("a", &log).build().unwrap(), inner])
-        .await
-        .unwrap();
+    let sup = Supervisor::start(
+        None,
+        SupervisorFlags::default(),
+        vec![worker("a", &log).build().unwrap(), inner],
+    )
+    .await
+    .unwrap();
     // Collect every descendant actor.
     let mut all = vec![];
     let mut todo = vec![sup.cell()];
@@ -164,7 +209,10 @@ async fn sh8_exits_caused_by_supervisor_never_restart_or_count() {
     let sup = Supervisor::start(
         None,
         flags,
-        ["a", "b", "c"].iter().map(|id| worker(id, &log).build().unwrap()).collect(),
+        ["a", "b", "c"]
+            .iter()
+            .map(|id| worker(id, &log).build().unwrap())
+            .collect(),
     )
     .await
     .unwrap();

@@ -67,7 +67,11 @@ async fn s2_start_returns_after_every_static_child_started() {
     assert_eq!(log.entries(), ["begin:a", "end:a", "begin:b", "end:b"]);
     let children = sup.which_children().await.unwrap();
     assert!(children.iter().all(|c| status_name(&c.status) == "running"));
-    assert!(children.iter().all(|c| c.status.cell().is_some_and(|c| !is_stopped(c))));
+    assert!(
+        children
+            .iter()
+            .all(|c| c.status.cell().is_some_and(|c| !is_stopped(c)))
+    );
     sup.stop().await;
 }
 
@@ -98,7 +102,7 @@ async fn s3_failed_static_start_stops_earlier_children_in_reverse_and_errors() {
         other => panic!("unexpected {other:?}"),
     }
     assert!(err.to_string().contains("s3_sup"));
-    assert!(ractor::registry::where_is("s3_sup".to_string()).is_none());
+    assert!(ractor::registry::where_is("s3_sup").is_none());
 }
 
 #[tokio::test]
@@ -113,7 +117,10 @@ async fn s4_ignore_keeps_spec_not_running_and_drops_temporary() {
     let sup = Supervisor::start(
         None,
         SupervisorFlags::default(),
-        vec![ignore("kept", RestartType::Permanent), ignore("tmp", RestartType::Temporary)],
+        vec![
+            ignore("kept", RestartType::Permanent),
+            ignore("tmp", RestartType::Temporary),
+        ],
     )
     .await
     .unwrap();
@@ -122,9 +129,25 @@ async fn s4_ignore_keeps_spec_not_running_and_drops_temporary() {
     assert_eq!(children[0].id.as_str(), "kept");
     assert_eq!(status_name(&children[0].status), "not_running");
     // Dynamically too.
-    assert!(sup.start_child(ignore("later", RestartType::Transient)).await.unwrap().is_none());
-    assert!(sup.start_child(ignore("tmp2", RestartType::Temporary)).await.unwrap().is_none());
-    let ids: Vec<_> = sup.which_children().await.unwrap().into_iter().map(|c| c.id).collect();
+    assert!(
+        sup.start_child(ignore("later", RestartType::Transient))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        sup.start_child(ignore("tmp2", RestartType::Temporary))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let ids: Vec<_> = sup
+        .which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     assert_eq!(ids, [ChildId::from("kept"), ChildId::from("later")]);
     sup.stop().await;
 }
@@ -132,9 +155,13 @@ async fn s4_ignore_keeps_spec_not_running_and_drops_temporary() {
 #[tokio::test]
 async fn s5_start_child_with_id_in_use() {
     let log = Log::new();
-    let sup = Supervisor::start(None, SupervisorFlags::default(), vec![worker("a", &log).build().unwrap()])
-        .await
-        .unwrap();
+    let sup = Supervisor::start(
+        None,
+        SupervisorFlags::default(),
+        vec![worker("a", &log).build().unwrap()],
+    )
+    .await
+    .unwrap();
     let running = child(&sup, "a").await;
     match sup.start_child(worker("a", &log).build().unwrap()).await {
         Err(ChildError::AlreadyStarted { cell, child, .. }) => {
@@ -155,18 +182,32 @@ async fn s5_start_child_with_id_in_use() {
 #[tokio::test]
 async fn s6_failed_dynamic_start_child_returns_error_keeps_no_spec_counts_nothing() {
     let log = Log::new();
-    let sup = Supervisor::start(None, SupervisorFlags::default(), vec![worker("a", &log).build().unwrap()])
+    let sup = Supervisor::start(
+        None,
+        SupervisorFlags::default(),
+        vec![worker("a", &log).build().unwrap()],
+    )
+    .await
+    .unwrap();
+    let err = sup
+        .start_child(failing("bad", &log).build().unwrap())
         .await
-        .unwrap();
-    let err = sup.start_child(failing("bad", &log).build().unwrap()).await.unwrap_err();
+        .unwrap_err();
     assert!(matches!(err, ChildError::StartFailed { ref child, .. } if child.as_str() == "bad"));
     let snap = sup.inspect().await.unwrap();
     assert_eq!(snap.children.len(), 1);
     assert_eq!(snap.restarts_in_window, 0);
     assert!(snap.restart_log.is_empty());
 
-    let dynsup = DynamicSupervisor::start(None, DynamicFlags::default()).await.unwrap();
-    assert!(dynsup.start_child(failing("bad", &log).build().unwrap()).await.is_err());
+    let dynsup = DynamicSupervisor::start(None, DynamicFlags::default())
+        .await
+        .unwrap();
+    assert!(
+        dynsup
+            .start_child(failing("bad", &log).build().unwrap())
+            .await
+            .is_err()
+    );
     let snap = dynsup.inspect().await.unwrap();
     assert!(snap.children.is_empty() && snap.restarts_in_window == 0);
     sup.stop().await;

@@ -36,7 +36,9 @@ async fn st2_one_for_all_restarts_in_order() {
     eventually("group restarted", || log.count("start:c") == 1).await;
     assert_eq!(
         log.entries(),
-        ["crash:b", "stop:c", "stop:a", "start:a", "start:b", "start:c"]
+        [
+            "crash:b", "stop:c", "stop:a", "start:a", "start:b", "start:c"
+        ]
     );
     sup.stop().await;
 }
@@ -81,17 +83,29 @@ async fn st5_group_restart_siblings_go_through_shutdown_spec() {
     .await
     .unwrap();
     // "stuck" is busy for an hour: it cannot handle its stop and is killed after 1 s.
-    send(&child(&sup, "stuck").await, WMsg::Block(Duration::from_secs(3600)));
+    send(
+        &child(&sup, "stuck").await,
+        WMsg::Block(Duration::from_secs(3600)),
+    );
     log.clear();
     let t0 = tokio::time::Instant::now();
     send(&child(&sup, "crasher").await, WMsg::Crash);
     eventually("group restarted", || log.count("start:crasher") == 1).await;
-    assert!(t0.elapsed() >= Duration::from_secs(1), "the timeout was honoured");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(1),
+        "the timeout was honoured"
+    );
     assert!(t0.elapsed() < Duration::from_secs(3600), "no blind wait");
     // graceful ran its cleanup (post_stop); stuck was killed (no cleanup).
     assert_eq!(
         log.entries(),
-        ["crash:crasher", "stop:graceful", "start:graceful", "start:stuck", "start:crasher"]
+        [
+            "crash:crasher",
+            "stop:graceful",
+            "start:graceful",
+            "start:stuck",
+            "start:crasher"
+        ]
     );
     sup.stop().await;
 }

@@ -15,7 +15,10 @@ async fn st3_rest_for_one_restarts_rest_in_order() {
     let sup = Supervisor::start(
         None,
         flags,
-        ["a", "b", "c", "d"].iter().map(|id| worker(id, &log).build().unwrap()).collect(),
+        ["a", "b", "c", "d"]
+            .iter()
+            .map(|id| worker(id, &log).build().unwrap())
+            .collect(),
     )
     .await
     .unwrap();
@@ -25,7 +28,9 @@ async fn st3_rest_for_one_restarts_rest_in_order() {
     eventually("rest restarted", || log.count("start:d") == 1).await;
     assert_eq!(
         log.entries(),
-        ["crash:b", "stop:d", "stop:c", "start:b", "start:c", "start:d"]
+        [
+            "crash:b", "stop:d", "stop:c", "start:b", "start:c", "start:d"
+        ]
     );
     assert_eq!(child(&sup, "a").await.get_id(), a_before, "a untouched");
     sup.stop().await;

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::seq::IndexedRandom;
 use ractor::ActorCell;
+use rand::seq::IndexedRandom;
 use supervision::*;
 use support::*;
 
@@ -24,7 +24,15 @@ fn spec(id: usize, log: &Log, cells: &Arc<Mutex<Vec<ActorCell>>>) -> ChildSpec {
                 let name = format!("{}#{}", args.child_id(), args.generation());
                 log.push(format!("start:{name}"));
                 let out = args
-                    .spawn_linked(None, Worker, WorkerArgs { name, log, stop_delay: None })
+                    .spawn_linked(
+                        None,
+                        Worker,
+                        WorkerArgs {
+                            name,
+                            log,
+                            stop_delay: None,
+                        },
+                    )
                     .await?;
                 if let StartOutcome::Started(c) = &out {
                     cells.lock().unwrap().push(c.clone());
@@ -81,10 +89,19 @@ async fn stress_random_crashes_then_stop_every_child_stopped_once() {
             .iter()
             .filter_map(|c| c.status.cell().cloned())
             .collect();
-        let victims: Vec<ActorCell> =
-            running.choose_multiple(&mut rand::rng(), 25 + round).cloned().collect();
+        let victims: Vec<ActorCell> = running
+            .choose_multiple(&mut rand::rng(), 25 + round)
+            .cloned()
+            .collect();
         for v in &victims {
-            send(v, if round % 2 == 0 { WMsg::Crash } else { WMsg::Panic });
+            send(
+                v,
+                if round % 2 == 0 {
+                    WMsg::Crash
+                } else {
+                    WMsg::Panic
+                },
+            );
         }
         injected += victims.len();
         for v in &victims {
@@ -109,7 +126,10 @@ async fn stress_random_crashes_then_stop_every_child_stopped_once() {
     sup.stop().await;
     let (crashes, stops) = assert_each_instance_ended_once(&log);
     assert_eq!((crashes, stops), (injected, CHILDREN));
-    assert!(cells.lock().unwrap().iter().all(is_stopped), "no actor left alive");
+    assert!(
+        cells.lock().unwrap().iter().all(is_stopped),
+        "no actor left alive"
+    );
     assert!(is_stopped(&sup.cell()));
 }
 
@@ -137,5 +157,8 @@ async fn stress_crash_storm_melts_down_after_exactly_intensity_restarts() {
     let (crashes, stops) = assert_each_instance_ended_once(&log);
     assert_eq!(crashes + stops, CHILDREN + intensity as usize);
     assert!(crashes <= 150);
-    assert!(cells.lock().unwrap().iter().all(is_stopped), "no actor left alive");
+    assert!(
+        cells.lock().unwrap().iter().all(is_stopped),
+        "no actor left alive"
+    );
 }
