@@ -16,6 +16,7 @@ mod writer;
 
 use std::collections::VecDeque;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -90,6 +91,9 @@ pub(crate) struct StartArgs {
     pub(crate) events: broadcast::Sender<SessionEvent>,
     pub(crate) info: Arc<OnceLock<ServerInfo>>,
     pub(crate) handler: Option<Arc<dyn ControlHandler>>,
+    /// Cleared before the actor fails or stops any turn, so that a caller who has seen a turn
+    /// fail can never hand the next one to this dying instance.
+    pub(crate) accepting: Arc<AtomicBool>,
 }
 
 pub(crate) struct SessionActor;
@@ -197,6 +201,7 @@ pub(crate) struct State {
     /// Why the runtime itself is bringing the process down (a stall, a lost pipe), if it is.
     failure: Option<Failure>,
     ticker: Option<JoinHandle<()>>,
+    accepting: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone)]
@@ -363,6 +368,7 @@ impl State {
     /// The process ended without being asked to: fail every turn, clean up, and return the error
     /// the actor fails with.
     async fn on_unexpected_exit(&mut self, status: Result<ExitStatus, String>) -> SessionError {
+        self.accepting.store(false, Ordering::SeqCst);
         self.process.settle_output(Duration::from_secs(1)).await;
         // Whatever the CLI left in its group (tool processes, MCP servers) goes with it.
         let _ = self.process.signaller.signal(GroupSignal::Kill);
@@ -407,6 +413,7 @@ impl State {
     /// The shutdown recipe: interrupt (if busy) → close stdin → grace → SIGTERM the group →
     /// grace → SIGKILL the group → reap.
     async fn shut_down(&mut self) {
+        self.accepting.store(false, Ordering::SeqCst);
         self.status = SessionStatus::Stopping;
         let timeouts = self.config.timeouts.clone();
         if self.process.exit_status().is_none() {
@@ -466,8 +473,8 @@ async fn launch(
             session: session.clone(),
             source: crate::LaunchError::Other(format!("could not create a spill directory: {e}")),
         })?;
-    let spec = config
-        .options
+    let options = config.launch_options();
+    let spec = options
         .command(&config.cli_path, Some(spill_dir.path()))
         .map_err(|source| SessionError::Options {
             session: session.clone(),
@@ -492,7 +499,12 @@ async fn launch(
     let activity = Arc::new(Activity::new());
     let incoming = IncomingRequests::new(
         config.name.clone(),
-        args.handler.clone(),
+        args.handler.clone().or_else(|| {
+            config
+                .callbacks
+                .clone()
+                .map(|c| Arc::new(c) as Arc<dyn ControlHandler>)
+        }),
         writer_tx.clone(),
         config.timeouts.control.max(Duration::from_secs(60)),
     );
@@ -552,7 +564,7 @@ async fn launch(
     let ids = RequestIdGenerator::new();
     let answer = process.send_control(
         &ids,
-        ControlRequestBody::Initialize(config.options.initialize_request()),
+        ControlRequestBody::Initialize(config.initialize_request(&options)),
     );
     let timeout = config.timeouts.init;
     enum InitFailure {
@@ -663,6 +675,7 @@ impl Actor for SessionActor {
             cli_version,
             failure: None,
             ticker,
+            accepting: args.accepting,
         })
     }
 

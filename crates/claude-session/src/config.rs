@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use claude_protocol::ClaudeOptions;
 
+use crate::callbacks::Callbacks;
 use crate::launcher::{Launcher, LocalLauncher};
 use crate::ledger::SessionLedger;
 
@@ -71,6 +72,7 @@ pub struct SessionConfig {
     pub(crate) interrupt_on_drop: bool,
     pub(crate) ledger: SessionLedger,
     pub(crate) events_capacity: usize,
+    pub(crate) callbacks: Option<Callbacks>,
 }
 
 impl SessionConfig {
@@ -93,6 +95,7 @@ impl SessionConfig {
                 interrupt_on_drop: true,
                 ledger: SessionLedger::new(),
                 events_capacity: 1024,
+                callbacks: None,
             },
             error: None,
         }
@@ -121,6 +124,32 @@ impl SessionConfig {
     /// The time limits.
     pub fn timeouts(&self) -> &Timeouts {
         &self.timeouts
+    }
+
+    /// The callbacks (permission, hooks, in-process MCP servers), if any.
+    pub fn callbacks(&self) -> Option<&Callbacks> {
+        self.callbacks.as_ref()
+    }
+
+    /// The options the CLI is launched with: the configured ones plus what the callbacks need.
+    pub(crate) fn launch_options(&self) -> ClaudeOptions {
+        match &self.callbacks {
+            Some(callbacks) => callbacks.apply_to_options(&self.options),
+            None => self.options.clone(),
+        }
+    }
+
+    /// The `initialize` request for `options` (from [`launch_options`](Self::launch_options)),
+    /// with the callbacks' hook registrations and server names.
+    pub(crate) fn initialize_request(
+        &self,
+        options: &ClaudeOptions,
+    ) -> claude_protocol::InitializeRequest {
+        let mut request = options.initialize_request();
+        if let Some(callbacks) = &self.callbacks {
+            callbacks.contribute(&mut request);
+        }
+        request
     }
 }
 
@@ -295,6 +324,15 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Typed callbacks: a permission callback, hooks, in-process MCP servers (see
+    /// [`Callbacks`]). They answer the CLI's `can_use_tool`, `hook_callback` and `mcp_message`
+    /// requests unless [`StartOptions::control_handler`](crate::StartOptions::control_handler)
+    /// is given.
+    pub fn callbacks(mut self, callbacks: Callbacks) -> Self {
+        self.config.callbacks = Some(callbacks);
+        self
+    }
+
     /// Capacity of the lifecycle event channel (default 1024).
     pub fn events_capacity(mut self, capacity: usize) -> Self {
         if capacity == 0 {
@@ -315,6 +353,14 @@ impl SessionConfigBuilder {
         }
         if self.config.cli_path.as_os_str().is_empty() {
             self.fail("cli_path", "must not be empty");
+        }
+        if let Some(callbacks) = self.config.callbacks.clone() {
+            if let Err(reason) = callbacks.check(&self.config.options) {
+                self.fail("callbacks", reason);
+            }
+            for warning in callbacks.unreachable_warnings(&self.config.options) {
+                tracing::warn!(session = %self.config.name, "{warning}");
+            }
         }
         match self.error {
             Some(e) => Err(e),

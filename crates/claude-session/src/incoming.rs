@@ -38,6 +38,12 @@ pub trait ControlHandler: Send + Sync + 'static {
         context: RequestContext,
         request: ControlRequestBody,
     ) -> BoxFuture<'static, Result<serde_json::Value, String>>;
+
+    /// The deadline for answering `request`; `None` (the default): the session's.
+    fn deadline(&self, request: &ControlRequestBody) -> Option<Duration> {
+        let _ = request;
+        None
+    }
 }
 
 /// Dispatches the CLI's requests to the handler and writes the answers.
@@ -84,7 +90,7 @@ impl IncomingRequests {
             request_id: request_id.clone(),
         };
         let this = self.clone();
-        let deadline = self.deadline;
+        let deadline = handler.deadline(&request.request).unwrap_or(self.deadline);
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let id = request_id.clone();
         let task = tokio::spawn(async move {

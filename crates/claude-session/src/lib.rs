@@ -51,6 +51,7 @@
 //! ```
 
 mod actor;
+mod callbacks;
 mod config;
 mod error;
 mod events;
@@ -64,6 +65,10 @@ mod session;
 mod stderr;
 mod turn;
 
+pub use callbacks::{
+    CallbackError, Callbacks, CallbacksBuilder, DEFAULT_CALLBACK_DEADLINE, HookEvent, HookInput,
+    HookOutput, Permission, PermissionRequest, SdkMcpServer, SdkTool, ToolRequest, ToolResult,
+};
 pub use config::{
     ConfigError, IntoDuration, QueuePolicy, SessionConfig, SessionConfigBuilder, Timeouts,
 };
