@@ -259,6 +259,15 @@ impl Worker {
                 })
         };
 
+        if let Ok(end) = &outcome {
+            if !end.max_turns {
+                self.hooks(
+                    "Stop",
+                    None,
+                    json!({"stop_hook_active": false, "last_assistant_message": end.text}),
+                );
+            }
+        }
         let output_tokens = match &outcome {
             Ok(end) => end.text.len() as u64 / 4 + 1,
             Err(_) => 1,
