@@ -37,7 +37,12 @@ fn turn_answering(fake: &mut Fake, mut respond: impl FnMut(&Value) -> Value) -> 
 fn tool_results(frames: &[Value]) -> Vec<Value> {
     of_type(frames, "user")
         .into_iter()
-        .flat_map(|u| u["message"]["content"].as_array().cloned().unwrap_or_default())
+        .flat_map(|u| {
+            u["message"]["content"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter(|b| b["type"] == "tool_result")
         .collect()
 }
@@ -46,7 +51,11 @@ fn tool_results(frames: &[Value]) -> Vec<Value> {
 fn can_use_tool_allow_runs_the_tool() {
     let env = Env::new();
     let scenario = Scenario::new().turn(Turn::tool("echo perm-test-1 | tee perm1.txt"));
-    let mut fake = Fake::spawn(&env, &["--permission-prompt-tool", "stdio"], &scenario.to_env());
+    let mut fake = Fake::spawn(
+        &env,
+        &["--permission-prompt-tool", "stdio"],
+        &scenario.to_env(),
+    );
     fake.initialize(Value::Null);
     fake.user("RUN_TOOL");
     let mut asked = Vec::new();
@@ -57,11 +66,17 @@ fn can_use_tool_allow_runs_the_tool() {
     assert_eq!(asked.len(), 1);
     assert_eq!(asked[0]["subtype"], "can_use_tool");
     assert_eq!(asked[0]["tool_name"], "Bash");
-    assert_eq!(asked[0]["input"]["command"], "echo perm-test-1 | tee perm1.txt");
+    assert_eq!(
+        asked[0]["input"]["command"],
+        "echo perm-test-1 | tee perm1.txt"
+    );
 
     // Text block and tool_use block: two lines of one API message.
     let assistants = of_type(&frames, "assistant");
-    assert_eq!(assistants[0]["message"]["id"], assistants[1]["message"]["id"]);
+    assert_eq!(
+        assistants[0]["message"]["id"],
+        assistants[1]["message"]["id"]
+    );
     let tool_use = &assistants[1]["message"]["content"][0];
     assert_eq!(tool_use["type"], "tool_use");
     assert_eq!(asked[0]["tool_use_id"], tool_use["id"]);
@@ -71,7 +86,10 @@ fn can_use_tool_allow_runs_the_tool() {
     assert_eq!(results[0]["content"], "perm-test-1");
     assert_eq!(results[0]["is_error"], false);
     assert_eq!(results[0]["tool_use_id"], tool_use["id"]);
-    assert_eq!(std::fs::read_to_string(env.work().join("perm1.txt")).expect("tool ran"), "perm-test-1\n");
+    assert_eq!(
+        std::fs::read_to_string(env.work().join("perm1.txt")).expect("tool ran"),
+        "perm-test-1\n"
+    );
     let r = frames.last().expect("result");
     assert_eq!(r["result"], "tool result was: perm-test-1");
     assert_eq!(r["num_turns"], 2);
@@ -82,9 +100,16 @@ fn can_use_tool_allow_runs_the_tool() {
 fn can_use_tool_allow_with_updated_input_runs_the_new_command() {
     let env = Env::new();
     let scenario = Scenario::new().turn(Turn::tool("echo original"));
-    let mut fake = Fake::spawn(&env, &["--permission-prompt-tool=stdio"], &scenario.to_env());
+    let mut fake = Fake::spawn(
+        &env,
+        &["--permission-prompt-tool=stdio"],
+        &scenario.to_env(),
+    );
     fake.user("go");
-    let frames = turn_answering(&mut fake, |_| json!({"behavior": "allow", "updatedInput": {"command": "echo rewritten"}}));
+    let frames = turn_answering(
+        &mut fake,
+        |_| json!({"behavior": "allow", "updatedInput": {"command": "echo rewritten"}}),
+    );
     assert_eq!(tool_results(&frames)[0]["content"], "rewritten");
 }
 
@@ -92,9 +117,16 @@ fn can_use_tool_allow_with_updated_input_runs_the_new_command() {
 fn can_use_tool_deny_shows_in_permission_denials() {
     let env = Env::new();
     let scenario = Scenario::new().turn(Turn::tool("touch should-not-exist"));
-    let mut fake = Fake::spawn(&env, &["--permission-prompt-tool", "stdio"], &scenario.to_env());
+    let mut fake = Fake::spawn(
+        &env,
+        &["--permission-prompt-tool", "stdio"],
+        &scenario.to_env(),
+    );
     fake.user("go");
-    let frames = turn_answering(&mut fake, |_| json!({"behavior": "deny", "message": "denied by test harness"}));
+    let frames = turn_answering(
+        &mut fake,
+        |_| json!({"behavior": "deny", "message": "denied by test harness"}),
+    );
     let results = tool_results(&frames);
     assert_eq!(results[0]["content"], "denied by test harness");
     assert_eq!(results[0]["is_error"], true);
@@ -104,7 +136,10 @@ fn can_use_tool_deny_shows_in_permission_denials() {
     let denials = r["permission_denials"].as_array().expect("denials");
     assert_eq!(denials.len(), 1);
     assert_eq!(denials[0]["tool_name"], "Bash");
-    assert_eq!(denials[0]["tool_input"]["command"], "touch should-not-exist");
+    assert_eq!(
+        denials[0]["tool_input"]["command"],
+        "touch should-not-exist"
+    );
     assert!(!env.work().join("should-not-exist").exists());
 }
 
@@ -118,7 +153,10 @@ fn without_the_stdio_prompt_tool_no_permission_is_asked() {
     assert!(of_type(&frames, "control_request").is_empty());
     let results = tool_results(&frames);
     assert_eq!(results[0]["content"], "direct");
-    assert_eq!(results[0]["is_error"], true, "non-zero exit is a tool error");
+    assert_eq!(
+        results[0]["is_error"], true,
+        "non-zero exit is a tool error"
+    );
 }
 
 #[test]
@@ -139,15 +177,24 @@ fn hook_callbacks_come_in_order_and_a_pre_tool_use_deny_blocks_the_tool() {
     let frames = turn_answering(&mut fake, |req| {
         assert_eq!(req["request"]["subtype"], "hook_callback");
         order.push((
-            req["request"]["callback_id"].as_str().expect("id").to_owned(),
-            req["request"]["input"]["hook_event_name"].as_str().expect("event").to_owned(),
+            req["request"]["callback_id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+            req["request"]["input"]["hook_event_name"]
+                .as_str()
+                .expect("event")
+                .to_owned(),
         ));
         json!({})
     });
     let ids: Vec<&str> = order.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, ["hook_prompt", "hook_pre", "hook_post", "hook_stop"]);
     let events: Vec<&str> = order.iter().map(|(_, e)| e.as_str()).collect();
-    assert_eq!(events, ["UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop"]);
+    assert_eq!(
+        events,
+        ["UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop"]
+    );
     // UserPromptSubmit comes before the turn's init, like the real CLI.
     assert_eq!(frames[0]["type"], "control_request");
     assert_eq!(frames[1]["subtype"], "init");
@@ -168,9 +215,15 @@ fn hook_callbacks_come_in_order_and_a_pre_tool_use_deny_blocks_the_tool() {
         }
     });
     let results = tool_results(&frames);
-    assert_eq!(results[0]["content"], "PreToolUse:Bash hook error: blocked by test hook");
+    assert_eq!(
+        results[0]["content"],
+        "PreToolUse:Bash hook error: blocked by test hook"
+    );
     assert_eq!(results[0]["is_error"], true);
-    assert!(!env.work().join("ran.txt").exists(), "the denied tool did not run");
+    assert!(
+        !env.work().join("ran.txt").exists(),
+        "the denied tool did not run"
+    );
     let r = frames.last().expect("result");
     assert_eq!(r["permission_denials"].as_array().map(Vec::len), Some(1));
 }
@@ -180,7 +233,9 @@ fn a_matcher_for_another_tool_is_not_called() {
     let env = Env::new();
     let scenario = Scenario::new().turn(Turn::tool("echo x"));
     let mut fake = Fake::spawn(&env, &[], &scenario.to_env());
-    fake.initialize(json!({"PreToolUse": [{"matcher": "Write|Edit", "hookCallbackIds": ["pre_write"]}]}));
+    fake.initialize(
+        json!({"PreToolUse": [{"matcher": "Write|Edit", "hookCallbackIds": ["pre_write"]}]}),
+    );
     fake.user("go");
     let frames = fake.until_result();
     assert!(of_type(&frames, "control_request").is_empty());
@@ -189,10 +244,17 @@ fn a_matcher_for_another_tool_is_not_called() {
 fn read_pid(path: &std::path::Path) -> i32 {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()) {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
             return pid;
         }
-        assert!(Instant::now() < deadline, "tool never wrote {}", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "tool never wrote {}",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -225,7 +287,10 @@ fn interrupt_mid_tool_kills_the_tool_tree_and_aborts_the_turn() {
         .into_iter()
         .filter(|u| u["message"]["content"][0]["type"] == "text")
         .collect();
-    assert_eq!(texts[0]["message"]["content"][0]["text"], "[Request interrupted by user for tool use]");
+    assert_eq!(
+        texts[0]["message"]["content"][0]["text"],
+        "[Request interrupted by user for tool use]"
+    );
     let r = frames.last().expect("result");
     assert_eq!(r["subtype"], "error_during_execution");
     assert_eq!(r["is_error"], true);
@@ -233,12 +298,18 @@ fn interrupt_mid_tool_kills_the_tool_tree_and_aborts_the_turn() {
 
     let deadline = Instant::now() + PATIENCE;
     while alive(shell) || alive(sleeper) {
-        assert!(Instant::now() < deadline, "tool tree survived the interrupt");
+        assert!(
+            Instant::now() < deadline,
+            "tool tree survived the interrupt"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 
     fake.user("after tool interrupt");
-    assert_eq!(fake.until_result().pop().expect("r")["result"], "fake reply to: after tool interrupt");
+    assert_eq!(
+        fake.until_result().pop().expect("r")["result"],
+        "fake reply to: after tool interrupt"
+    );
 }
 
 #[test]

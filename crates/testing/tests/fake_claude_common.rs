@@ -17,8 +17,13 @@ use serde_json::{Value, json};
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The two-way flags the runtime passes.
-pub(crate) const TWO_WAY: &[&str] =
-    &["--output-format", "stream-json", "--verbose", "--input-format", "stream-json"];
+pub(crate) const TWO_WAY: &[&str] = &[
+    "--output-format",
+    "stream-json",
+    "--verbose",
+    "--input-format",
+    "stream-json",
+];
 
 /// A temp dir holding `home/` (HOME) and `work/` (the cwd).
 pub(crate) struct Env {
@@ -104,12 +109,21 @@ impl Fake {
                 if n == 0 {
                     break;
                 }
-                sink.lock().expect("stderr lock").extend_from_slice(&chunk[..n]);
+                sink.lock()
+                    .expect("stderr lock")
+                    .extend_from_slice(&chunk[..n]);
             }
             let _ = done_tx.send(());
         });
         let stdin = child.stdin.take();
-        Fake { child, pgid, stdin, lines, stderr, stderr_done }
+        Fake {
+            child,
+            pgid,
+            stdin,
+            lines,
+            stderr,
+            stderr_done,
+        }
     }
 
     pub(crate) fn send(&mut self, v: &Value) {
@@ -136,7 +150,8 @@ impl Fake {
     /// Send `initialize` (with `hooks`) and return the success payload.
     pub(crate) fn initialize(&mut self, hooks: Value) -> Value {
         self.control("init_1", json!({"subtype": "initialize", "hooks": hooks}));
-        let resp = self.until(|v| v["type"] == "control_response" && v["response"]["request_id"] == "init_1");
+        let resp = self
+            .until(|v| v["type"] == "control_response" && v["response"]["request_id"] == "init_1");
         let last = resp.last().expect("initialize answered");
         assert_eq!(last["response"]["subtype"], "success", "{last}");
         last["response"]["response"].clone()
@@ -155,7 +170,10 @@ impl Fake {
     pub(crate) fn next_line(&self) -> String {
         match self.lines.recv_timeout(PATIENCE) {
             Ok(l) => l,
-            Err(e) => panic!("no stdout line from fake-claude ({e:?}); stderr: {}", self.stderr()),
+            Err(e) => panic!(
+                "no stdout line from fake-claude ({e:?}); stderr: {}",
+                self.stderr()
+            ),
         }
     }
 
@@ -167,7 +185,8 @@ impl Fake {
     /// The next stdout line, parsed.
     pub(crate) fn next(&self) -> Value {
         let l = self.next_line();
-        serde_json::from_str(&l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:.200}"))
+        serde_json::from_str(&l)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:.200}"))
     }
 
     /// Frames up to and including the first one matching `pred`.
@@ -212,7 +231,9 @@ impl Fake {
 
     /// Wait until stderr is closed (the process and all holders of the pipe are gone).
     pub(crate) fn wait_stderr_closed(&self) {
-        self.stderr_done.recv_timeout(PATIENCE).expect("stderr closed");
+        self.stderr_done
+            .recv_timeout(PATIENCE)
+            .expect("stderr closed");
     }
 
     /// Wait for the exit. Panics after [`PATIENCE`].
@@ -222,7 +243,11 @@ impl Fake {
             if let Some(s) = self.child.try_wait().expect("try_wait") {
                 return s;
             }
-            assert!(Instant::now() < deadline, "fake-claude did not exit; stderr: {}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "fake-claude did not exit; stderr: {}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -260,11 +285,19 @@ impl Drop for Fake {
 /// `(pid, state)` of the processes of group `pgid` that are not zombies.
 pub(crate) fn live_in_group(pgid: i32) -> Vec<(i32, char)> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return out };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for e in entries.filter_map(Result::ok) {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
         let f: Vec<&str> = rest.split_whitespace().collect();
         // f[0] state, f[1] ppid, f[2] pgrp
         let state = f.first().and_then(|s| s.chars().next()).unwrap_or('?');
@@ -279,7 +312,10 @@ pub(crate) fn live_in_group(pgid: i32) -> Vec<(i32, char)> {
 pub(crate) fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().starts_with('Z')))
+        .and_then(|s| {
+            s.rfind(')')
+                .map(|i| s[i + 1..].trim_start().starts_with('Z'))
+        })
         .is_some_and(|zombie| !zombie)
 }
 
@@ -293,7 +329,12 @@ pub(crate) fn assistant_texts(frames: &[Value]) -> Vec<String> {
     frames
         .iter()
         .filter(|f| f["type"] == "assistant")
-        .flat_map(|f| f["message"]["content"].as_array().cloned().unwrap_or_default())
+        .flat_map(|f| {
+            f["message"]["content"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter(|b| b["type"] == "text")
         .filter_map(|b| b["text"].as_str().map(str::to_owned))
         .collect()

@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 
 fn with_state(env: &Env, scenario: &Scenario) -> Vec<(String, String)> {
     let mut vars = scenario.to_env();
-    vars.push((ENV_STATE_DIR.to_owned(), env.path("state").display().to_string()));
+    vars.push((
+        ENV_STATE_DIR.to_owned(),
+        env.path("state").display().to_string(),
+    ));
     vars
 }
 
@@ -20,7 +23,11 @@ fn crash_mid_turn_exits_with_the_code_and_stderr_after_some_frames() {
     let env = Env::new();
     let scenario = Scenario::new().fault_on_turn(
         2,
-        Fault::CrashMidTurn { exit_code: 3, stderr: "boom: fake crash".to_owned(), after_frames: 2 },
+        Fault::CrashMidTurn {
+            exit_code: 3,
+            stderr: "boom: fake crash".to_owned(),
+            after_frames: 2,
+        },
     );
     let mut fake = Fake::spawn(&env, &[], &scenario.to_env());
     fake.user("turn one");
@@ -35,7 +42,11 @@ fn crash_mid_turn_exits_with_the_code_and_stderr_after_some_frames() {
     assert_eq!(second["type"], "assistant");
     assert_eq!(fake.wait().code(), Some(3));
     fake.wait_stderr_closed();
-    assert!(fake.stderr().contains("boom: fake crash"), "{}", fake.stderr());
+    assert!(
+        fake.stderr().contains("boom: fake crash"),
+        "{}",
+        fake.stderr()
+    );
 }
 
 #[test]
@@ -59,7 +70,10 @@ fn hang_gives_no_output_at_all_and_never_exits() {
     fake.user("anyone there?");
     fake.close_stdin();
     assert_eq!(fake.try_line(Duration::from_millis(500)), None);
-    assert!(fake.exited().is_none(), "a hung process does not exit on end of input");
+    assert!(
+        fake.exited().is_none(),
+        "a hung process does not exit on end of input"
+    );
     fake.kill_group();
 }
 
@@ -147,11 +161,18 @@ fn per_turn_scripting_normal_then_crash() {
         .fault_rule(FaultRule {
             on_turn: Some(2),
             on_start: None,
-            fault: Fault::CrashMidTurn { exit_code: 9, stderr: "second turn crash".to_owned(), after_frames: 1 },
+            fault: Fault::CrashMidTurn {
+                exit_code: 9,
+                stderr: "second turn crash".to_owned(),
+                after_frames: 1,
+            },
         });
     let mut fake = Fake::spawn(&env, &[], &scenario.to_env());
     fake.user("a");
-    assert_eq!(fake.until_result().pop().expect("r")["result"], "turn one ok");
+    assert_eq!(
+        fake.until_result().pop().expect("r")["result"],
+        "turn one ok"
+    );
     fake.user("b");
     let rest = fake.rest();
     assert_eq!(rest.len(), 1);
@@ -162,7 +183,8 @@ fn per_turn_scripting_normal_then_crash() {
 #[test]
 fn start_keyed_fault_hits_the_first_process_only() {
     let env = Env::new();
-    let scenario = Scenario::new().fault_on_start(1, Fault::exit_before_init(5, "first start fails"));
+    let scenario =
+        Scenario::new().fault_on_start(1, Fault::exit_before_init(5, "first start fails"));
     let vars = with_state(&env, &scenario);
 
     let mut first = Fake::spawn(&env, &[], &vars);
@@ -173,7 +195,10 @@ fn start_keyed_fault_hits_the_first_process_only() {
 
     let mut second = Fake::spawn(&env, &[], &vars);
     second.user("restarted");
-    assert_eq!(second.until_result().pop().expect("r")["result"], "fake reply to: restarted");
+    assert_eq!(
+        second.until_result().pop().expect("r")["result"],
+        "fake reply to: restarted"
+    );
     assert_eq!(start_count(&env.path("state")), 2);
 }
 
@@ -194,7 +219,11 @@ fn start_and_turn_keyed_crash() {
             assert_eq!(fake.wait().code(), Some(4), "start {start}");
         } else {
             let frames = fake.until_result();
-            assert_eq!(frames.last().expect("r")["is_error"], false, "start {start}");
+            assert_eq!(
+                frames.last().expect("r")["is_error"],
+                false,
+                "start {start}"
+            );
             fake.close_stdin();
             assert_eq!(fake.wait().code(), Some(0), "start {start}");
         }

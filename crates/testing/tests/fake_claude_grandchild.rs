@@ -22,7 +22,10 @@ fn grandchild_pid(fake: &Fake) -> i32 {
         {
             return pid;
         }
-        assert!(Instant::now() < deadline, "no grandchild pid on stderr: {err}");
+        assert!(
+            Instant::now() < deadline,
+            "no grandchild pid on stderr: {err}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -30,7 +33,10 @@ fn grandchild_pid(fake: &Fake) -> i32 {
 fn wait_gone(pid: i32) {
     let deadline = Instant::now() + PATIENCE;
     while alive(pid) {
-        assert!(Instant::now() < deadline, "process {pid} survived SIGKILL of its group");
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} survived SIGKILL of its group"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -38,12 +44,17 @@ fn wait_gone(pid: i32) {
 #[test]
 fn grandchild_survives_sigterm_of_the_group_but_not_sigkill() {
     let env = Env::new();
-    let scenario = Scenario::new().fault(Fault::StubbornGrandchild { fake_ignores_sigterm: false });
+    let scenario = Scenario::new().fault(Fault::StubbornGrandchild {
+        fake_ignores_sigterm: false,
+    });
     let mut fake = Fake::spawn(&env, &[], &scenario.to_env());
     fake.user("hi");
     fake.until_result();
     let gc = grandchild_pid(&fake);
-    assert!(live_in_group(fake.pgid).iter().any(|(p, _)| *p == gc), "grandchild is in the group");
+    assert!(
+        live_in_group(fake.pgid).iter().any(|(p, _)| *p == gc),
+        "grandchild is in the group"
+    );
 
     killpg(Pid::from_raw(fake.pgid), Signal::SIGTERM).expect("SIGTERM group");
     assert_eq!(fake.wait().code(), Some(143));
@@ -59,7 +70,9 @@ fn grandchild_survives_sigterm_of_the_group_but_not_sigkill() {
 #[test]
 fn grandchild_and_fake_both_ignoring_sigterm() {
     let env = Env::new();
-    let scenario = Scenario::new().fault(Fault::StubbornGrandchild { fake_ignores_sigterm: true });
+    let scenario = Scenario::new().fault(Fault::StubbornGrandchild {
+        fake_ignores_sigterm: true,
+    });
     let mut fake = Fake::spawn(&env, &[], &scenario.to_env());
     fake.user("hi");
     fake.until_result();
@@ -68,7 +81,10 @@ fn grandchild_and_fake_both_ignoring_sigterm() {
     killpg(Pid::from_raw(fake.pgid), Signal::SIGTERM).expect("SIGTERM group");
     fake.user("after SIGTERM");
     let frames = fake.until_result();
-    assert_eq!(frames.last().expect("r")["result"], "fake reply to: after SIGTERM");
+    assert_eq!(
+        frames.last().expect("r")["result"],
+        "fake reply to: after SIGTERM"
+    );
     assert!(fake.exited().is_none());
     assert!(alive(gc));
 
@@ -81,7 +97,12 @@ fn grandchild_and_fake_both_ignoring_sigterm() {
 #[test]
 fn grandchild_keyed_on_a_turn_starts_at_that_turn() {
     let env = Env::new();
-    let scenario = Scenario::new().fault_on_turn(2, Fault::StubbornGrandchild { fake_ignores_sigterm: false });
+    let scenario = Scenario::new().fault_on_turn(
+        2,
+        Fault::StubbornGrandchild {
+            fake_ignores_sigterm: false,
+        },
+    );
     let mut fake = Fake::spawn(&env, &[], &scenario.to_env());
     fake.user("one");
     fake.until_result();

@@ -54,9 +54,15 @@ fn load_turn_with_partial_messages_mixes_stream_events() {
     fake.user("load");
     let lines = frames_between_init_and_result(&fake);
     assert_eq!(lines.len(), 1001);
-    let events = lines.iter().filter(|l| l.starts_with("{\"type\":\"stream_event\"")).count();
+    let events = lines
+        .iter()
+        .filter(|l| l.starts_with("{\"type\":\"stream_event\""))
+        .count();
     assert_eq!(events, 501);
     // The next turn is a normal one.
     fake.user("normal");
-    assert_eq!(fake.until_result().pop().expect("r")["result"], "fake reply to: normal");
+    assert_eq!(
+        fake.until_result().pop().expect("r")["result"],
+        "fake reply to: normal"
+    );
 }

@@ -24,7 +24,10 @@ fn initialize_is_answered_like_the_real_cli() {
     let env = Env::new();
     let mut fake = Fake::spawn(&env, &[], &[]);
     let r = fake.initialize(json!(null));
-    assert!(r["commands"].as_array().is_some_and(|c| !c.is_empty()), "{r}");
+    assert!(
+        r["commands"].as_array().is_some_and(|c| !c.is_empty()),
+        "{r}"
+    );
     assert!(r["models"].as_array().is_some_and(|m| !m.is_empty()), "{r}");
     assert_eq!(r["account"]["apiProvider"], "firstParty");
     assert_eq!(r["claude_code_version"], "2.1.329");
@@ -37,12 +40,18 @@ fn initialize_is_answered_like_the_real_cli() {
 fn other_control_requests_are_answered() {
     let env = Env::new();
     let mut fake = Fake::spawn(&env, &[], &[]);
-    fake.control("m", json!({"subtype": "set_model", "model": "claude-haiku-4-5"}));
+    fake.control(
+        "m",
+        json!({"subtype": "set_model", "model": "claude-haiku-4-5"}),
+    );
     let r = fake.next();
     assert_eq!(r["response"]["request_id"], "m");
     assert_eq!(r["response"]["response"]["model"], "claude-haiku-4-5");
 
-    fake.control("p", json!({"subtype": "set_permission_mode", "mode": "acceptEdits"}));
+    fake.control(
+        "p",
+        json!({"subtype": "set_permission_mode", "mode": "acceptEdits"}),
+    );
     let r = fake.next();
     assert_eq!(r["response"]["response"]["mode"], "acceptEdits");
     let status = fake.next();
@@ -54,13 +63,19 @@ fn other_control_requests_are_answered() {
 
     fake.control("c", json!({"subtype": "get_context_usage"}));
     let r = fake.next();
-    assert!(r["response"]["response"]["maxTokens"].as_u64().is_some(), "{r}");
+    assert!(
+        r["response"]["response"]["maxTokens"].as_u64().is_some(),
+        "{r}"
+    );
 
     fake.control("u", json!({"subtype": "no_such_subtype"}));
     let r = fake.next();
     assert_eq!(r["response"]["subtype"], "error");
     assert_eq!(r["response"]["request_id"], "u");
-    assert_eq!(r["response"]["error"], "Unsupported control request subtype: no_such_subtype");
+    assert_eq!(
+        r["response"]["error"],
+        "Unsupported control request subtype: no_such_subtype"
+    );
 
     // The new model and mode show in the next turn.
     fake.user("hi");
@@ -69,13 +84,25 @@ fn other_control_requests_are_answered() {
     assert_eq!(frames[0]["model"], "claude-haiku-4-5");
     assert_eq!(frames[0]["permissionMode"], "acceptEdits");
     let result = frames.last().expect("result");
-    assert!(result["modelUsage"]["claude-haiku-4-5"].is_object(), "{result}");
+    assert!(
+        result["modelUsage"]["claude-haiku-4-5"].is_object(),
+        "{result}"
+    );
 }
 
 #[test]
 fn two_turns_have_cumulative_cost_and_one_line_per_block() {
     let env = Env::new();
-    let mut fake = Fake::spawn(&env, &["--model", "claude-opus-5-5", "--unknown-flag", "--another=1"], &[]);
+    let mut fake = Fake::spawn(
+        &env,
+        &[
+            "--model",
+            "claude-opus-5-5",
+            "--unknown-flag",
+            "--another=1",
+        ],
+        &[],
+    );
     fake.initialize(json!(null));
     fake.user("first turn");
     let t1 = fake.until_result();
@@ -99,15 +126,29 @@ fn two_turns_have_cumulative_cost_and_one_line_per_block() {
         assert!(of_type(t, "stream_event").is_empty());
     }
     assert_eq!(assistant_texts(&t1), ["fake reply to: first turn"]);
-    assert_eq!(t2.last().expect("result")["result"], "fake reply to: second turn");
-    let c1 = t1.last().expect("r")["total_cost_usd"].as_f64().expect("cost");
-    let c2 = t2.last().expect("r")["total_cost_usd"].as_f64().expect("cost");
+    assert_eq!(
+        t2.last().expect("result")["result"],
+        "fake reply to: second turn"
+    );
+    let c1 = t1.last().expect("r")["total_cost_usd"]
+        .as_f64()
+        .expect("cost");
+    let c2 = t2.last().expect("r")["total_cost_usd"]
+        .as_f64()
+        .expect("cost");
     assert!((c1 - 0.001).abs() < 1e-9, "{c1}");
     assert!((c2 - 0.002).abs() < 1e-9, "{c2}");
     let mu = &t2.last().expect("r")["modelUsage"]["claude-opus-5-5"];
-    assert!((mu["costUSD"].as_f64().expect("costUSD") - 0.002).abs() < 1e-9, "{mu}");
-    let in1 = t1.last().expect("r")["usage"]["input_tokens"].as_u64().expect("tokens");
-    let in2 = t2.last().expect("r")["usage"]["input_tokens"].as_u64().expect("tokens");
+    assert!(
+        (mu["costUSD"].as_f64().expect("costUSD") - 0.002).abs() < 1e-9,
+        "{mu}"
+    );
+    let in1 = t1.last().expect("r")["usage"]["input_tokens"]
+        .as_u64()
+        .expect("tokens");
+    let in2 = t2.last().expect("r")["usage"]["input_tokens"]
+        .as_u64()
+        .expect("tokens");
     assert_eq!(mu["inputTokens"].as_u64(), Some(in1 + in2));
 
     fake.close_stdin();
@@ -117,7 +158,10 @@ fn two_turns_have_cumulative_cost_and_one_line_per_block() {
 #[test]
 fn scripted_cost_and_text() {
     let env = Env::new();
-    let scenario = Scenario::new().cost_per_turn(0.25).turn(Turn::text("scripted")).turn(Turn::echo().cost(1.0));
+    let scenario = Scenario::new()
+        .cost_per_turn(0.25)
+        .turn(Turn::text("scripted"))
+        .turn(Turn::echo().cost(1.0));
     let mut fake = Fake::spawn(&env, &[], &scenario.to_env());
     fake.user("a");
     let r1 = fake.until_result().pop().expect("result");
@@ -139,7 +183,10 @@ fn partial_messages_stream_events_share_the_message_id() {
     fake.user("stream me");
     let frames = fake.until_result();
     let events = of_type(&frames, "stream_event");
-    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"]["type"].as_str()).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["event"]["type"].as_str())
+        .collect();
     assert_eq!(kinds.first(), Some(&"message_start"));
     assert_eq!(kinds.last(), Some(&"message_stop"));
     let text: String = events
@@ -180,17 +227,37 @@ fn interrupt_mid_stream_ends_the_turn_and_the_next_turn_works() {
     fake.until(|v| v["event"]["type"] == "content_block_delta");
     fake.control("int_1", json!({"subtype": "interrupt"}));
     let frames = fake.until_result();
-    let ack = frames.iter().position(|f| f["type"] == "control_response").expect("interrupt answered");
+    let ack = frames
+        .iter()
+        .position(|f| f["type"] == "control_response")
+        .expect("interrupt answered");
     assert_eq!(frames[ack]["response"]["request_id"], "int_1");
-    assert_eq!(frames[ack]["response"]["response"], json!({"still_queued": []}));
-    let partial = frames.iter().position(|f| f["type"] == "assistant").expect("partial assistant");
+    assert_eq!(
+        frames[ack]["response"]["response"],
+        json!({"still_queued": []})
+    );
+    let partial = frames
+        .iter()
+        .position(|f| f["type"] == "assistant")
+        .expect("partial assistant");
     assert!(partial > ack);
     assert_eq!(frames[partial]["aborted"], true);
-    let text = frames[partial]["message"]["content"][0]["text"].as_str().expect("text");
-    assert!("one two three four five six".starts_with(text) && text.len() < 27, "{text}");
-    let user = frames.iter().position(|f| f["type"] == "user").expect("user line");
+    let text = frames[partial]["message"]["content"][0]["text"]
+        .as_str()
+        .expect("text");
+    assert!(
+        "one two three four five six".starts_with(text) && text.len() < 27,
+        "{text}"
+    );
+    let user = frames
+        .iter()
+        .position(|f| f["type"] == "user")
+        .expect("user line");
     assert!(user > partial);
-    assert_eq!(frames[user]["message"]["content"][0]["text"], "[Request interrupted by user]");
+    assert_eq!(
+        frames[user]["message"]["content"][0]["text"],
+        "[Request interrupted by user]"
+    );
     let r = frames.last().expect("result");
     assert_eq!(r["subtype"], "error_during_execution");
     assert_eq!(r["is_error"], true);
@@ -198,7 +265,10 @@ fn interrupt_mid_stream_ends_the_turn_and_the_next_turn_works() {
 
     fake.user("after interrupt");
     let t2 = fake.until_result();
-    assert_eq!(t2.last().expect("r")["result"], "fake reply to: after interrupt");
+    assert_eq!(
+        t2.last().expect("r")["result"],
+        "fake reply to: after interrupt"
+    );
     assert_eq!(t2.last().expect("r")["is_error"], false);
 }
 
@@ -221,7 +291,8 @@ fn closing_stdin_finishes_the_running_turn_then_exits_0() {
     assert_eq!(fake.next()["subtype"], "init");
     fake.close_stdin();
     let lines = fake.rest();
-    let last: serde_json::Value = serde_json::from_str(lines.last().expect("a result")).expect("json");
+    let last: serde_json::Value =
+        serde_json::from_str(lines.last().expect("a result")).expect("json");
     assert_eq!(last["type"], "result");
     assert_eq!(last["result"], "fake reply to: eof test");
     assert_eq!(fake.wait().code(), Some(0));
@@ -249,7 +320,11 @@ fn invalid_json_on_stdin_is_fatal() {
     fake.send_raw("{not json");
     assert_eq!(fake.wait().code(), Some(1));
     fake.wait_stderr_closed();
-    assert!(fake.stderr().contains("Error parsing streaming input line"), "{}", fake.stderr());
+    assert!(
+        fake.stderr().contains("Error parsing streaming input line"),
+        "{}",
+        fake.stderr()
+    );
 }
 
 #[test]

@@ -4,7 +4,9 @@
 #[path = "fake_claude_common.rs"]
 mod common;
 
-use claude_testing::fake_claude::{ENV_RECORD_DIR, ENV_SCENARIO_FILE, Recording, Scenario, Turn, fake_claude_path};
+use claude_testing::fake_claude::{
+    ENV_RECORD_DIR, ENV_SCENARIO_FILE, Recording, Scenario, Turn, fake_claude_path,
+};
 use common::{Env, Fake};
 use serde_json::json;
 
@@ -17,7 +19,11 @@ fn each_process_start_records_argv_env_and_stdin() {
         ("MY_TEST_VAR".to_owned(), "marker-42".to_owned()),
     ];
     for prompt in ["first process", "second process"] {
-        let mut fake = Fake::spawn(&env, &["--model", "claude-haiku-4-5", "--max-turns=3"], &vars);
+        let mut fake = Fake::spawn(
+            &env,
+            &["--model", "claude-haiku-4-5", "--max-turns=3"],
+            &vars,
+        );
         fake.initialize(json!(null));
         fake.user(prompt);
         fake.until_result();
@@ -35,8 +41,14 @@ fn each_process_start_records_argv_env_and_stdin() {
         assert_eq!(r.flag_value("--output-format"), Some("stream-json"));
         assert_eq!(r.flag_value("--model"), Some("claude-haiku-4-5"));
         assert_eq!(r.flag_value("--max-turns"), Some("3"));
-        assert_eq!(r.env.get("MY_TEST_VAR").map(String::as_str), Some("marker-42"));
-        assert_eq!(r.env.get("HOME").map(String::as_str), Some(env.home().to_str().expect("utf8")));
+        assert_eq!(
+            r.env.get("MY_TEST_VAR").map(String::as_str),
+            Some("marker-42")
+        );
+        assert_eq!(
+            r.env.get("HOME").map(String::as_str),
+            Some(env.home().to_str().expect("utf8"))
+        );
         assert!(r.pid.is_some());
         let stdin = r.stdin_json();
         assert_eq!(stdin.len(), 2);
@@ -62,7 +74,10 @@ fn stdin_is_recorded_line_by_line_while_the_process_runs() {
     fake.send_raw("not json at all");
     assert_eq!(fake.wait().code(), Some(1));
     let recs = Recording::read(&rec).expect("read");
-    assert_eq!(recs[0].stdin.last().map(String::as_str), Some("not json at all"));
+    assert_eq!(
+        recs[0].stdin.last().map(String::as_str),
+        Some("not json at all")
+    );
     assert_eq!(recs[0].stdin_json().len(), 1);
 }
 
@@ -70,29 +85,49 @@ fn stdin_is_recorded_line_by_line_while_the_process_runs() {
 fn scenario_from_a_file() {
     let env = Env::new();
     let file = env.path("scenario.json");
-    std::fs::write(&file, Scenario::new().turn(Turn::text("from the file")).to_json()).expect("write");
+    std::fs::write(
+        &file,
+        Scenario::new().turn(Turn::text("from the file")).to_json(),
+    )
+    .expect("write");
     let vars = vec![(ENV_SCENARIO_FILE.to_owned(), file.display().to_string())];
     let mut fake = Fake::spawn(&env, &[], &vars);
     fake.user("x");
-    assert_eq!(fake.until_result().pop().expect("result")["result"], "from the file");
+    assert_eq!(
+        fake.until_result().pop().expect("result")["result"],
+        "from the file"
+    );
 }
 
 #[test]
 fn an_invalid_scenario_is_reported() {
     let env = Env::new();
-    let vars = vec![("FAKE_CLAUDE_SCENARIO".to_owned(), r#"{"turns": 3}"#.to_owned())];
+    let vars = vec![(
+        "FAKE_CLAUDE_SCENARIO".to_owned(),
+        r#"{"turns": 3}"#.to_owned(),
+    )];
     let mut fake = Fake::spawn(&env, &[], &vars);
     assert_eq!(fake.wait().code(), Some(2));
     fake.wait_stderr_closed();
-    assert!(fake.stderr().contains("invalid fake-claude scenario"), "{}", fake.stderr());
+    assert!(
+        fake.stderr().contains("invalid fake-claude scenario"),
+        "{}",
+        fake.stderr()
+    );
 }
 
 #[test]
 fn scenario_json_round_trips_and_uses_snake_case_kinds() {
     let s = Scenario::new()
         .turn(Turn::tool("echo hi"))
-        .fault_on_turn(2, claude_testing::fake_claude::Fault::crash_mid_turn(3, "boom"))
-        .fault_on_start(1, claude_testing::fake_claude::Fault::exit_before_init(7, "early"));
+        .fault_on_turn(
+            2,
+            claude_testing::fake_claude::Fault::crash_mid_turn(3, "boom"),
+        )
+        .fault_on_start(
+            1,
+            claude_testing::fake_claude::Fault::exit_before_init(7, "early"),
+        );
     let json: serde_json::Value = serde_json::from_str(&s.to_json()).expect("json");
     assert_eq!(json["faults"][0]["fault"]["kind"], "crash_mid_turn");
     assert_eq!(json["faults"][0]["on_turn"], 2);

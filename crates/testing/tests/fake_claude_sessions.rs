@@ -10,7 +10,12 @@ use common::{Env, Fake};
 use serde_json::Value;
 
 /// Run `prompts` in one process, close stdin, wait for exit 0; return the session id.
-fn conversation(env: &Env, extra: &[&str], vars: &[(String, String)], prompts: &[&str]) -> (String, Vec<Value>) {
+fn conversation(
+    env: &Env,
+    extra: &[&str],
+    vars: &[(String, String)],
+    prompts: &[&str],
+) -> (String, Vec<Value>) {
     let mut fake = Fake::spawn(env, extra, vars);
     let mut results = Vec::new();
     for p in prompts {
@@ -19,7 +24,10 @@ fn conversation(env: &Env, extra: &[&str], vars: &[(String, String)], prompts: &
     }
     fake.close_stdin();
     assert_eq!(fake.wait().code(), Some(0), "stderr: {}", fake.stderr());
-    let sid = results[0]["session_id"].as_str().expect("session id").to_owned();
+    let sid = results[0]["session_id"]
+        .as_str()
+        .expect("session id")
+        .to_owned();
     (sid, results)
 }
 
@@ -37,7 +45,11 @@ fn the_session_file_is_where_the_real_cli_keeps_it() {
     let path = session_file(&env.home().join(".claude"), &cwd, &sid);
     assert!(path.is_file(), "{}", path.display());
     assert!(path.parent().expect("dir").ends_with(mangle_cwd(&cwd)));
-    assert!(mangle_cwd(&cwd).chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    assert!(
+        mangle_cwd(&cwd)
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    );
     let text = std::fs::read_to_string(&path).expect("session file");
     let first: Value = serde_json::from_str(text.lines().next().expect("a line")).expect("json");
     assert_eq!(first["sessionId"], sid.as_str());
@@ -66,7 +78,10 @@ fn resume_keeps_the_id_and_the_history_across_processes() {
     assert_eq!(results[1]["session_id"], sid.as_str());
     // A third process sees all of it (resume with a separate value this time).
     let (_, results) = conversation(&env, &["--resume", &sid], &[], &["HISTORY?"]);
-    assert_eq!(history(&results[0]), ["first", "second", "HISTORY?", "third"]);
+    assert_eq!(
+        history(&results[0]),
+        ["first", "second", "HISTORY?", "third"]
+    );
 }
 
 #[test]
@@ -103,7 +118,11 @@ fn session_id_picks_the_id_and_an_existing_one_is_refused() {
     let mut fake = Fake::spawn(&env, &[&flag], &[]);
     assert_eq!(fake.wait().code(), Some(1));
     fake.wait_stderr_closed();
-    assert!(fake.stderr().contains("already in use"), "{}", fake.stderr());
+    assert!(
+        fake.stderr().contains("already in use"),
+        "{}",
+        fake.stderr()
+    );
 }
 
 #[test]
@@ -118,7 +137,10 @@ fn resume_of_an_unknown_id_fails_the_first_turn() {
     assert_eq!(r["type"], "result");
     assert_eq!(r["subtype"], "error_during_execution");
     assert_eq!(r["is_error"], true);
-    assert_eq!(r["errors"][0], format!("No conversation found with session ID: {id}"));
+    assert_eq!(
+        r["errors"][0],
+        format!("No conversation found with session ID: {id}")
+    );
     assert_eq!(fake.wait().code(), Some(1));
 }
 
@@ -127,15 +149,23 @@ fn refuse_resume_fault_refuses_a_known_id_only_where_keyed() {
     let env = Env::new();
     let (sid, _) = conversation(&env, &[], &[], &["kept"]);
     let state = env.path("state");
-    let mut vars = Scenario::new().fault_on_start(1, Fault::RefuseResume).to_env();
-    vars.push(("FAKE_CLAUDE_STATE_DIR".to_owned(), state.display().to_string()));
+    let mut vars = Scenario::new()
+        .fault_on_start(1, Fault::RefuseResume)
+        .to_env();
+    vars.push((
+        "FAKE_CLAUDE_STATE_DIR".to_owned(),
+        state.display().to_string(),
+    ));
     let flag = format!("--resume={sid}");
 
     let mut fake = Fake::spawn(&env, &[&flag], &vars);
     fake.user("hello");
     let r = fake.next();
     assert_eq!(r["subtype"], "error_during_execution");
-    assert_eq!(r["errors"][0], format!("No conversation found with session ID: {sid}"));
+    assert_eq!(
+        r["errors"][0],
+        format!("No conversation found with session ID: {sid}")
+    );
     assert_eq!(fake.wait().code(), Some(1));
     drop(fake);
 
@@ -148,7 +178,14 @@ fn refuse_resume_fault_refuses_a_known_id_only_where_keyed() {
 #[test]
 fn rotate_session_id_changes_init_and_result_and_keeps_history() {
     let env = Env::new();
-    let vars = Scenario::new().fault_on_turn(2, Fault::RotateSessionId { conversation_reset: false }).to_env();
+    let vars = Scenario::new()
+        .fault_on_turn(
+            2,
+            Fault::RotateSessionId {
+                conversation_reset: false,
+            },
+        )
+        .to_env();
     let mut fake = Fake::spawn(&env, &[], &vars);
     fake.user("one");
     let t1 = fake.until_result();
@@ -171,7 +208,14 @@ fn rotate_session_id_changes_init_and_result_and_keeps_history() {
 #[test]
 fn rotate_with_conversation_reset_announces_it_and_restarts_costs() {
     let env = Env::new();
-    let vars = Scenario::new().fault_on_turn(2, Fault::RotateSessionId { conversation_reset: true }).to_env();
+    let vars = Scenario::new()
+        .fault_on_turn(
+            2,
+            Fault::RotateSessionId {
+                conversation_reset: true,
+            },
+        )
+        .to_env();
     let mut fake = Fake::spawn(&env, &[], &vars);
     fake.user("one");
     let t1 = fake.until_result();

@@ -181,7 +181,12 @@ fn main() {
                 users += 1;
                 // A hang keyed on this turn starts as its user line arrives (so no control
                 // answer slips out between the line and the turn).
-                if sh.scenario.turn_faults(sh.start, users).iter().any(|f| matches!(f, Fault::Hang)) {
+                if sh
+                    .scenario
+                    .turn_faults(sh.start, users)
+                    .iter()
+                    .any(|f| matches!(f, Fault::Hang))
+                {
                     sh.out.hang();
                 }
                 let _ = tx.send(v);

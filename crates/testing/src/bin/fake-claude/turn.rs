@@ -518,7 +518,11 @@ impl Worker {
             }
             // Frames of 300–800 bytes: the text length leaves room for each kind's envelope.
             let event = sh.args.include_partial && i % 2 == 0;
-            let len = if event { 100 + (i * 37) % 350 } else { 40 + (i * 37) % 200 };
+            let len = if event {
+                100 + (i * 37) % 350
+            } else {
+                40 + (i * 37) % 200
+            };
             let mut text = String::with_capacity(len + 16);
             let mut w = i;
             while text.len() < len {
