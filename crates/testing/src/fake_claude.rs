@@ -41,6 +41,10 @@
 //! answered with `history: ["earlier prompt", …]` (a JSON array of the earlier user prompts of the
 //! conversation, including those loaded by `--resume`).
 //!
+//! Like 2.1.329, a `result`'s `total_cost_usd` and `modelUsage` are cumulative for the process
+//! (they restart at zero in a new process and after a `conversation_reset`), while `usage` and
+//! `model_usage_since_last_result` are the turn's own figures.
+//!
 //! Faults ([`Fault`]) sit in [`FaultRule`]s: `on_turn` (1-based, per process) and `on_start`
 //! (the process start number from [`ENV_STATE_DIR`], 1 for the first process) restrict where a
 //! fault fires; an absent key means "every". Process-level faults (`exit_before_init`,

@@ -150,6 +150,13 @@ fn two_turns_have_cumulative_cost_and_one_line_per_block() {
         .as_u64()
         .expect("tokens");
     assert_eq!(mu["inputTokens"].as_u64(), Some(in1 + in2));
+    // usage and model_usage_since_last_result are the turn's own figures.
+    let since = &t2.last().expect("r")["model_usage_since_last_result"]["claude-opus-5-5"];
+    assert_eq!(since["inputTokens"].as_u64(), Some(in2));
+    assert!(
+        (since["costUSD"].as_f64().expect("costUSD") - 0.001).abs() < 1e-9,
+        "{since}"
+    );
 
     fake.close_stdin();
     assert_eq!(fake.wait().code(), Some(0));

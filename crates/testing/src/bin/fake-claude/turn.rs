@@ -300,6 +300,9 @@ impl Worker {
             "uuid": new_uuid(),
             "result_index": self.result_index,
             "queued_turn_count": 0,
+            "model_usage_since_last_result": {
+                model.as_str(): frames::model_usage_entry(&model, input_tokens, output_tokens, cost),
+            },
         });
         self.result_index += 1;
         let is_error = match outcome {
