@@ -555,9 +555,18 @@ mod tests {
         );
         let warnings = cb.unreachable_warnings(&own);
         assert_eq!(warnings.len(), 3, "{warnings:?}");
-        assert!(warnings.iter().any(|w| w.contains("`Bash`")), "{warnings:?}");
-        assert!(!warnings.iter().any(|w| w.contains("Read(")), "{warnings:?}");
-        assert!(cb.unreachable_warnings(&ClaudeOptions::default()).is_empty());
+        assert!(
+            warnings.iter().any(|w| w.contains("`Bash`")),
+            "{warnings:?}"
+        );
+        assert!(
+            !warnings.iter().any(|w| w.contains("Read(")),
+            "{warnings:?}"
+        );
+        assert!(
+            cb.unreachable_warnings(&ClaudeOptions::default())
+                .is_empty()
+        );
         // Clashes and files are refused.
         let clash = ClaudeOptions::builder()
             .mcp_server("calc", json!({"command": "x"}))

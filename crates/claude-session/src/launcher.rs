@@ -4,9 +4,11 @@
 //! into a running process and hands back its three pipes, a way to signal its whole process group,
 //! and a future that resolves (and reaps) when it exits. The session actor never touches
 //! `std::process` itself, so the same supervision, restarts and resume work over any launcher:
-//! [`LocalLauncher`] (the default) runs the CLI here; others can run it in a container, a VM or over
-//! ssh while the supervisor stays home.
+//! [`LocalLauncher`] (the default) runs the CLI here; [`CommandPrefixLauncher`] runs it through a
+//! wrapper (`ssh HOST --`, `docker exec -i CONTAINER`, `kubectl exec -i POD --`, `unshare`, …)
+//! while the supervisor stays home; users can write their own.
 
+mod command_prefix;
 mod local;
 
 use std::fmt;
@@ -19,6 +21,7 @@ use claude_protocol::CommandSpec;
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use command_prefix::CommandPrefixLauncher;
 pub use local::LocalLauncher;
 
 /// Starts the CLI process described by a [`CommandSpec`].

@@ -77,7 +77,8 @@ pub use events::{SessionEvent, SessionEventKind, SkipReason};
 pub use health::{HealthSnapshot, SessionStatus};
 pub use incoming::{ControlHandler, RequestContext};
 pub use launcher::{
-    GroupSignal, GroupSignaller, LaunchError, LaunchedProcess, Launcher, LocalLauncher,
+    CommandPrefixLauncher, GroupSignal, GroupSignaller, LaunchError, LaunchedProcess, Launcher,
+    LocalLauncher,
 };
 pub use ledger::{CostTotals, SessionLedger, TurnCost};
 pub use query::query;

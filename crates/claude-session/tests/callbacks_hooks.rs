@@ -44,7 +44,10 @@ async fn pre_tool_use_denies_post_tool_use_sees_output_in_the_clis_order() {
         .hook(HookEvent::PreToolUse, Some("Bash"), move |input| {
             let input = pre(input);
             async move {
-                let command = input.tool_input.as_ref().and_then(|i| i["command"].as_str());
+                let command = input
+                    .tool_input
+                    .as_ref()
+                    .and_then(|i| i["command"].as_str());
                 if command.is_some_and(|c| c.contains("should-not-run")) {
                     Ok(HookOutput::deny("blocked by test hook"))
                 } else {
@@ -101,7 +104,12 @@ async fn pre_tool_use_denies_post_tool_use_sees_output_in_the_clis_order() {
         assert_eq!(hooks[3].session_id.as_deref(), Some(out.session_id()));
     }
     // The prompt hook's context went to the model.
-    let first = env.api.main_requests().into_iter().next().expect("a request");
+    let first = env
+        .api
+        .main_requests()
+        .into_iter()
+        .next()
+        .expect("a request");
     assert!(
         first.body.to_string().contains("CTX-MARKER-4711"),
         "additional context missing from {}",
@@ -112,7 +120,10 @@ async fn pre_tool_use_denies_post_tool_use_sees_output_in_the_clis_order() {
     log.lock().unwrap().clear();
     let marker = env.sandbox.work_dir().join("should-not-exist.txt");
     let out = session
-        .query(format!("RUN_TOOL: echo should-not-run > {}", marker.display()))
+        .query(format!(
+            "RUN_TOOL: echo should-not-run > {}",
+            marker.display()
+        ))
         .await
         .unwrap()
         .collect()

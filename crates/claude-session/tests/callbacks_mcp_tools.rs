@@ -37,11 +37,16 @@ async fn the_model_calls_rust_tools_of_two_servers() {
         "add",
         "Adds two integers",
         move |call: ToolRequest<Add>| {
-            add_log
-                .lock()
-                .unwrap()
-                .push(format!("{}:add({},{})", call.session, call.input.a, call.input.b));
-            async move { Ok(ToolResult::text(format!("sum={}", call.input.a + call.input.b))) }
+            add_log.lock().unwrap().push(format!(
+                "{}:add({},{})",
+                call.session, call.input.a, call.input.b
+            ));
+            async move {
+                Ok(ToolResult::text(format!(
+                    "sum={}",
+                    call.input.a + call.input.b
+                )))
+            }
         },
     ));
     let words = SdkMcpServer::new("words", "0.1.0").tool(SdkTool::typed(
@@ -94,7 +99,11 @@ async fn the_model_calls_rust_tools_of_two_servers() {
     // needs `tools/list` to have worked), not their schemas.
     let body = first.body.to_string();
     for name in ["mcp__calc__add", "mcp__words__shout"] {
-        assert!(body.contains(name), "{name} not offered: {:?}", first.tool_names());
+        assert!(
+            body.contains(name),
+            "{name} not offered: {:?}",
+            first.tool_names()
+        );
     }
     let results = env.api.last_main_request().unwrap().latest_tool_results();
     assert_eq!(results.len(), 1, "{results:?}");
@@ -120,7 +129,9 @@ async fn the_model_calls_rust_tools_of_two_servers() {
     let status = session.mcp_status().await.unwrap();
     for name in ["calc", "words"] {
         assert!(
-            status.iter().any(|s| s["name"] == name && s["status"] == "connected"),
+            status
+                .iter()
+                .any(|s| s["name"] == name && s["status"] == "connected"),
             "{name}: {status:?}"
         );
     }

@@ -53,7 +53,11 @@ async fn the_callback_allows_once_and_denies_once() {
         })
         .build();
     let options = env.options().build().unwrap();
-    let config = env.config("perm", options).callbacks(callbacks).build().unwrap();
+    let config = env
+        .config("perm", options)
+        .callbacks(callbacks)
+        .build()
+        .unwrap();
     let session = Session::start(config).await.unwrap();
     let pid = pid_of(&session).await;
     let work = env.sandbox.work_dir();
@@ -61,7 +65,10 @@ async fn the_callback_allows_once_and_denies_once() {
     // Allowed: the command runs.
     let allowed_file = work.join("allowed.txt");
     let out = session
-        .query(format!("RUN_TOOL: echo allowed-1 | tee {}", allowed_file.display()))
+        .query(format!(
+            "RUN_TOOL: echo allowed-1 | tee {}",
+            allowed_file.display()
+        ))
         .await
         .unwrap()
         .collect()
@@ -72,7 +79,11 @@ async fn the_callback_allows_once_and_denies_once() {
         std::fs::read_to_string(&allowed_file).unwrap().trim(),
         "allowed-1"
     );
-    assert!(out.result.permission_denials().is_empty(), "{:?}", out.result);
+    assert!(
+        out.result.permission_denials().is_empty(),
+        "{:?}",
+        out.result
+    );
     let results = env.api.last_main_request().unwrap().latest_tool_results();
     assert_eq!(results.len(), 1, "{results:?}");
     assert!(!results[0].is_error, "{results:?}");
@@ -81,7 +92,10 @@ async fn the_callback_allows_once_and_denies_once() {
     // Denied: the command does not run, the denial is in the result and reaches the model.
     let denied_file = work.join("denied.txt");
     let out = session
-        .query(format!("RUN_TOOL: echo nope-2 | tee {}", denied_file.display()))
+        .query(format!(
+            "RUN_TOOL: echo nope-2 | tee {}",
+            denied_file.display()
+        ))
         .await
         .unwrap()
         .collect()
@@ -104,7 +118,12 @@ async fn the_callback_allows_once_and_denies_once() {
     for a in &asked_now {
         assert_eq!(a.session, "perm");
         assert_eq!(a.tool, "Bash");
-        assert!(a.tool_use_id.as_deref().is_some_and(|id| id.starts_with("toolu_")), "{a:?}");
+        assert!(
+            a.tool_use_id
+                .as_deref()
+                .is_some_and(|id| id.starts_with("toolu_")),
+            "{a:?}"
+        );
         assert!(a.suggestions > 0, "{a:?}");
     }
     assert!(asked_now[0].command.contains("allowed-1"));

@@ -359,7 +359,13 @@ mod tests {
         assert_eq!(input.tool_response.unwrap()["stdout"], "hooked");
         assert_eq!(input.tool_use_id.as_deref(), Some("toolu_1"));
         assert_eq!(&*input.session, "me");
-        for name in ["Stop", "SubagentStart", "PreCompact", "SessionEnd", "Brand_New"] {
+        for name in [
+            "Stop",
+            "SubagentStart",
+            "PreCompact",
+            "SessionEnd",
+            "Brand_New",
+        ] {
             assert_eq!(HookEvent::from_name(name).as_str(), name);
         }
     }

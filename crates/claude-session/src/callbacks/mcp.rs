@@ -15,8 +15,9 @@ use super::CallbackError;
 /// The MCP protocol version answered when the CLI does not name one.
 const DEFAULT_PROTOCOL_VERSION: &str = "2024-11-05";
 
-type ToolFn =
-    Arc<dyn Fn(Arc<str>, Value) -> BoxFuture<'static, Result<ToolResult, CallbackError>> + Send + Sync>;
+type ToolFn = Arc<
+    dyn Fn(Arc<str>, Value) -> BoxFuture<'static, Result<ToolResult, CallbackError>> + Send + Sync,
+>;
 
 /// One call of an in-process tool.
 #[derive(Clone, Debug)]
@@ -58,7 +59,8 @@ impl ToolResult {
 
     /// A JSON value, rendered as text for the model.
     pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Self {
-        let text = serde_json::to_string(value).unwrap_or_else(|e| format!("(unserialisable: {e})"));
+        let text =
+            serde_json::to_string(value).unwrap_or_else(|e| format!("(unserialisable: {e})"));
         Self::text(text)
     }
 
@@ -188,7 +190,9 @@ impl SdkTool {
             name: name.into(),
             description: description.into(),
             input_schema,
-            handler: Arc::new(move |session, input| handler(ToolRequest { session, input }).boxed()),
+            handler: Arc::new(move |session, input| {
+                handler(ToolRequest { session, input }).boxed()
+            }),
         }
     }
 
@@ -241,11 +245,7 @@ impl SdkMcpServer {
 
     /// Answers one JSON-RPC message. Tool failures are tool results with `isError`; protocol
     /// problems are JSON-RPC errors.
-    pub(crate) fn handle(
-        &self,
-        session: Arc<str>,
-        message: Value,
-    ) -> BoxFuture<'static, Value> {
+    pub(crate) fn handle(&self, session: Arc<str>, message: Value) -> BoxFuture<'static, Value> {
         let id = message.get("id").cloned().unwrap_or(Value::Null);
         let method = message
             .get("method")
@@ -288,11 +288,8 @@ impl SdkMcpServer {
                     .unwrap_or_else(|| Value::Object(Map::new()));
                 let Some(tool) = self.tools.iter().find(|t| t.name == name) else {
                     let answer = reply(
-                        ToolResult::error(format!(
-                            "server `{}` has no tool `{name}`",
-                            self.name
-                        ))
-                        .to_value(),
+                        ToolResult::error(format!("server `{}` has no tool `{name}`", self.name))
+                            .to_value(),
                     );
                     return async move { answer }.boxed();
                 };

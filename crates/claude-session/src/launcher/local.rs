@@ -50,12 +50,7 @@ fn launch_local(spec: &CommandSpec) -> Result<LaunchedProcess, LaunchError> {
             source,
         })?;
     let mut cmd = tokio::process::Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+    cmd.args(&spec.args);
     for name in &spec.env_remove {
         cmd.env_remove(name);
     }
@@ -71,9 +66,24 @@ fn launch_local(spec: &CommandSpec) -> Result<LaunchedProcess, LaunchError> {
             .ok_or_else(|| LaunchError::Other(format!("no such user `{user}`")))?;
         cmd.uid(found.uid.as_raw()).gid(found.gid.as_raw());
     }
+    spawn_grouped(cmd, &spec.program.display().to_string())
+}
+
+/// Spawns `cmd` with its three pipes captured, in a process group of its own, killed on drop and
+/// (on Linux) set to die with its host; the process is the group's leader, so the returned
+/// signaller reaches everything it starts in the group.
+pub(super) fn spawn_grouped(
+    mut cmd: tokio::process::Command,
+    program: &str,
+) -> Result<LaunchedProcess, LaunchError> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
     set_parent_death_signal(&mut cmd);
     let mut child = cmd.spawn().map_err(|source| LaunchError::Spawn {
-        program: spec.program.display().to_string(),
+        program: program.to_owned(),
         source,
     })?;
     let pid = child.id();
