@@ -127,7 +127,7 @@ impl Message {
             }
         };
         let original = Value::Object(map);
-        if typed.to_value() != original {
+        if !crate::serde_util::json_equivalent(&typed.to_value(), &original) {
             return Ok(Message::Malformed(MalformedMessage {
                 type_name,
                 reason: "the typed form would not re-serialise to the same JSON".into(),

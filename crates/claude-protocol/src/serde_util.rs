@@ -69,3 +69,36 @@ pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::Object(_) => "an object",
     }
 }
+
+/// JSON equality where numbers compare by value: `1`, `1.0` and `1e0` are the same number (the
+/// CLI writes numbers as JavaScript does; other writers may not). Everything else compares
+/// exactly, including object key sets.
+pub(crate) fn json_equivalent(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            x == y || matches!((x.as_f64(), y.as_f64()), (Some(p), Some(q)) if p == q)
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equivalent(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_equivalent(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod equivalence_tests {
+    use serde_json::json;
+
+    #[test]
+    fn numbers_compare_by_value_and_nothing_else_is_loosened() {
+        assert!(super::json_equivalent(&json!({"a": [1.0, 2]}), &json!({"a": [1, 2.0]})));
+        assert!(!super::json_equivalent(&json!({"a": 1}), &json!({"a": 1.5})));
+        assert!(!super::json_equivalent(&json!({"a": 1}), &json!({"a": "1"})));
+        assert!(!super::json_equivalent(&json!({"a": 1}), &json!({"a": 1, "b": null})));
+    }
+}

@@ -1,7 +1,7 @@
 //! [`Session`]: the handle to a running session.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use claude_protocol::{ControlRequestBody, PermissionMode};
@@ -28,6 +28,7 @@ struct Inner {
     next_turn: AtomicU64,
     ledger: SessionLedger,
     info: Arc<OnceLock<ServerInfo>>,
+    accepting: Arc<AtomicBool>,
 }
 
 impl Drop for Inner {
@@ -131,11 +132,13 @@ impl Session {
             config.stream_buffer,
         );
         let ledger = config.ledger.clone();
+        let accepting = Arc::new(AtomicBool::new(true));
         let args = StartArgs {
             config,
             events: events.clone(),
             info: info.clone(),
             handler: options.control_handler,
+            accepting: accepting.clone(),
         };
         let spawned = match options.supervisor {
             Some(supervisor) => {
@@ -173,6 +176,7 @@ impl Session {
                 next_turn: AtomicU64::new(1),
                 ledger,
                 info,
+                accepting,
             }),
         })
     }
@@ -226,6 +230,9 @@ impl Session {
     /// queued. Once it returns, the turn is queued; dropping the stream cancels or interrupts it.
     pub async fn query(&self, prompt: impl Into<Prompt>) -> Result<TurnStream, SessionError> {
         let inner = &self.inner;
+        if !inner.accepting.load(Ordering::SeqCst) {
+            return Err(self.not_running());
+        }
         let permit = match inner.policy {
             QueuePolicy::Wait => inner
                 .admission
@@ -277,11 +284,14 @@ impl Session {
         make: impl FnOnce(oneshot::Sender<T>) -> SessionMsg,
     ) -> impl Future<Output = Result<T, SessionError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        let sent = self
-            .inner
-            .actor
-            .cast(make(tx))
-            .map_err(|_| self.not_running());
+        let sent = if self.inner.accepting.load(Ordering::SeqCst) {
+            self.inner
+                .actor
+                .cast(make(tx))
+                .map_err(|_| self.not_running())
+        } else {
+            Err(self.not_running())
+        };
         let gone = self.not_running();
         async move {
             sent?;
@@ -427,14 +437,17 @@ impl Session {
         }
     }
 
-    /// Whether the session's actor is still running.
+    /// Whether the session is running and taking turns. False as soon as it has begun to fail
+    /// or stop (before any of its turns is failed), so a caller that saw a turn fail never
+    /// picks this instance again.
     pub fn is_running(&self) -> bool {
-        matches!(
-            self.inner.actor.get_status(),
-            ractor::ActorStatus::Running
-                | ractor::ActorStatus::Starting
-                | ractor::ActorStatus::Upgrading
-        )
+        self.inner.accepting.load(Ordering::SeqCst)
+            && matches!(
+                self.inner.actor.get_status(),
+                ractor::ActorStatus::Running
+                    | ractor::ActorStatus::Starting
+                    | ractor::ActorStatus::Upgrading
+            )
     }
 }
 

@@ -281,17 +281,22 @@ async fn a_cli_that_ignores_stdin_close_and_sigterm_is_killed_by_the_recipe() {
     let mut events = session.events();
     session.query("one").await.unwrap().collect().await.unwrap();
     // Turn 2 hangs: no output, closing stdin does not end it, SIGTERM is ignored.
+    let mut started = session.events();
     let hung = session.query("two").await.unwrap();
+    while !matches!(started.recv().await.unwrap().kind, SessionEventKind::TurnStarted { turn: 2 }) {}
     session.stop().await.unwrap();
     let err = hung.collect().await.unwrap_err();
     assert!(matches!(err, SessionError::Stopped { .. }), "{err:?}");
     support::assert_group_gone(pid).await;
     let mut signals = Vec::new();
+    let mut seen = Vec::new();
     while let Ok(ev) = events.try_recv() {
+        seen.push(format!("{:?}", ev.kind));
         if let SessionEventKind::Signalled { signal } = ev.kind {
             signals.push(signal);
         }
     }
+    assert!(signals.len() >= 2, "events: {seen:#?}");
     assert_eq!(
         &signals[..2],
         ["SIGTERM", "SIGKILL"],

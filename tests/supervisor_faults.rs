@@ -1,0 +1,101 @@
+//! The Claude supervisor under faults only fake-claude produces on demand: a CLI that always
+//! crashes (meltdown), and many sessions started and terminated concurrently under limits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use claude_supervisor::{ClaudeSupervisor, SessionSpec, SupervisorError};
+use claude_testing::envs::FakeEnv;
+use claude_testing::fake_claude::{Fault, FaultRule, Scenario, Turn};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cli_that_always_crashes_melts_the_tree_down_and_callers_hear_of_it() {
+    let env = FakeEnv::new();
+    // Every process crashes in its first turn; every restart fails before init.
+    let mut scenario = Scenario::new().fault_on_turn(1, Fault::crash_mid_turn(3, "boom"));
+    for start in 2..=8 {
+        scenario = scenario.fault_rule(FaultRule { on_turn: None, on_start: Some(start), fault: Fault::exit_before_init(4, "still broken") });
+    }
+    let tree = ClaudeSupervisor::builder()
+        .cli_path(env.cli_path())
+        .session(SessionSpec::new("doomed", env.options(&scenario).build().unwrap()))
+        .start()
+        .await
+        .unwrap();
+    let doomed = tree.session("doomed").unwrap();
+    let err = doomed.ask("hello").await.unwrap_err();
+    assert!(matches!(&err, SupervisorError::Session(e) if e.exit_status().and_then(|s| s.code()) == Some(3)), "{err:?}");
+
+    let reason = tokio::time::timeout(Duration::from_secs(60), tree.wait()).await.expect("the tree exits");
+    assert!(reason.contains("reached max restart intensity"), "{reason}");
+    match doomed.ask("again").await {
+        Err(SupervisorError::Unavailable { reason, .. }) => assert!(reason.contains("melted down"), "{reason}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    let health = tree.health().await;
+    assert_eq!(health.meltdowns, 1);
+    // Intensity 3: the crash plus restart attempts until the fourth restart in the window.
+    assert_eq!(env.pids().len(), 4, "one process, then 3 failed restart attempts: {:?}", env.pids());
+    env.assert_all_gone().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_sessions_started_and_terminated_concurrently_stay_within_the_limit() {
+    const LIMIT: usize = 8;
+    let env = Arc::new(FakeEnv::new());
+    let scenario = Scenario::new().default_turn(Turn::echo().slow(3, 20));
+    let tree = ClaudeSupervisor::builder().cli_path(env.cli_path()).max_sessions(LIMIT).start().await.unwrap();
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let max_seen = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (tree, stop, max_seen) = (tree.clone(), stop.clone(), max_seen.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let live = tree.list_sessions().len().max(tree.registry().list().len());
+                max_seen.fetch_max(live, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let refused = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (tree, env, scenario, refused) = (tree.clone(), env.clone(), scenario.clone(), refused.clone());
+        tasks.push(tokio::spawn(async move {
+            let name = format!("user-{i}");
+            let spec = SessionSpec::new(name.clone(), env.options(&scenario).build().unwrap());
+            match tree.start_session(spec).await {
+                Ok(handle) => {
+                    let out = handle.ask(format!("hello from {name}")).await.unwrap();
+                    assert_eq!(out.final_text(), Some(format!("fake reply to: hello from {name}").as_str()));
+                    tree.terminate_session(&name).await.unwrap();
+                }
+                Err(SupervisorError::TooManySessions { limit, .. }) => {
+                    assert_eq!(limit, LIMIT);
+                    refused.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(other) => panic!("unexpected: {other:?}"),
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    sampler.await.unwrap();
+    assert!(max_seen.load(Ordering::SeqCst) <= LIMIT, "at most {LIMIT} live, saw {}", max_seen.load(Ordering::SeqCst));
+    assert!(refused.load(Ordering::SeqCst) < 50, "some sessions ran");
+    // The registry forgets names asynchronously when actors exit: wait (bounded) for it.
+    for _ in 0..200 {
+        if tree.registry().list().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(tree.list_sessions().is_empty(), "{:?}", tree.list_sessions());
+    assert!(tree.registry().list().is_empty(), "the registry and list_sessions() agree");
+    tree.shutdown().await;
+    env.assert_all_gone().await;
+}
