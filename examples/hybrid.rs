@@ -30,6 +30,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         tree.shutdown().await;
     }
-    println!("the store at {} holds the conversation for the next run", store.display());
+    println!("the conversation lived on in the store at {} between the two runs", store.display());
     Ok(())
 }

@@ -2,6 +2,7 @@
 # The project's main job: installs the pinned Claude Code CLI if it is missing (into a cache outside
 # the repo), then runs the main example. With ANTHROPIC_API_KEY set it talks to the real API;
 # without, it runs offline against the project's fake Messages API and says so first.
+# The main example is the long-running CI reviewer; EXAMPLE=<name> runs another one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
@@ -16,4 +17,4 @@ if [ -z "${CLAUDE_CLI_PATH:-}" ]; then
     rm -f "$log"
     export CLAUDE_CLI_PATH
 fi
-exec cargo run --quiet --example "${EXAMPLE:-quickstart}" -- "$@"
+exec cargo run --quiet --example "${EXAMPLE:-ci_reviewer}" -- "$@"
