@@ -186,6 +186,8 @@ struct ActiveTurn {
     started: Instant,
     stall_interrupt_at: Option<Instant>,
     timed_out: bool,
+    /// The turn's `tracing` span, from dispatch to its end.
+    span: tracing::Span,
 }
 
 pub(crate) struct State {
@@ -253,9 +255,12 @@ impl State {
             started: Instant::now(),
             stall_interrupt_at: None,
             timed_out: false,
+            span: tracing::info_span!("turn", session = %self.config.name, turn = turn.id),
         });
         self.status = SessionStatus::Busy;
-        tracing::debug!(session = %self.config.name, turn = turn.id, "turn started");
+        if let Some(active) = &self.active {
+            active.span.in_scope(|| tracing::debug!("turn started"));
+        }
         self.emit(SessionEventKind::TurnStarted { turn: turn.id });
     }
 
@@ -743,10 +748,14 @@ impl Actor for SessionActor {
                         end.usage,
                     );
                     state.turns_done += 1;
-                    if let Some(outcome) = active.and_then(|a| a.outcome) {
-                        let _ = outcome.send(Ok(cost));
+                    if let Some(active) = active {
+                        active.span.in_scope(|| {
+                            tracing::debug!(is_error = end.is_error, cost_usd = cost.cost_usd, "turn finished")
+                        });
+                        if let Some(outcome) = active.outcome {
+                            let _ = outcome.send(Ok(cost));
+                        }
                     }
-                    tracing::debug!(session = %state.config.name, turn, is_error = end.is_error, cost_usd = cost.cost_usd, "turn finished");
                     state.emit(SessionEventKind::TurnFinished {
                         turn,
                         is_error: end.is_error,
