@@ -11,45 +11,6 @@
 //! the session it serves. A `control_cancel_request` from the CLI aborts it. A callback that
 //! fails, panics or overruns its deadline becomes an error answer to the CLI; the session lives
 //! on.
-//!
-//! # Examples
-//!
-//! ```no_run
-//! use claude_session::{
-//!     Callbacks, HookEvent, HookOutput, Permission, SdkMcpServer, SdkTool, Session,
-//!     SessionConfig, ToolRequest, ToolResult,
-//! };
-//!
-//! #[derive(serde::Deserialize, schemars::JsonSchema)]
-//! struct Lookup {
-//!     /// The ticket number.
-//!     id: u32,
-//! }
-//!
-//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! let callbacks = Callbacks::builder()
-//!     .can_use_tool(|req| async move {
-//!         if req.tool_name == "Bash" && req.input["command"].as_str().is_some_and(|c| c.contains("rm ")) {
-//!             Ok(Permission::deny(format!("{}: no deleting", req.session)))
-//!         } else {
-//!             Ok(Permission::allow())
-//!         }
-//!     })
-//!     .hook(HookEvent::PostToolUse, Some("Bash"), |input| async move {
-//!         tracing::info!(session = %input.session, output = ?input.tool_response, "Bash ran");
-//!         Ok(HookOutput::proceed())
-//!     })
-//!     .mcp_server(SdkMcpServer::new("tickets", "1.0.0").tool(SdkTool::typed(
-//!         "lookup",
-//!         "Looks a ticket up",
-//!         |call: ToolRequest<Lookup>| async move { Ok(ToolResult::text(format!("ticket {} is open", call.input.id))) },
-//!     )))
-//!     .build();
-//! let cli = claude_protocol::find_cli(None)?;
-//! let config = SessionConfig::builder("triage", cli).callbacks(callbacks).build()?;
-//! let session = Session::start(config).await?;
-//! # Ok(()) }
-//! ```
 
 mod hooks;
 mod mcp;
@@ -130,7 +91,56 @@ struct Inner {
 
 /// A session's callbacks: an optional permission callback, hook registrations, and in-process
 /// MCP servers. Cheap to clone; a restarted session gets the same callbacks (and the same
-/// callback ids). See the [module docs](self) for an example.
+/// callback ids). Give them to a session with
+/// [`SessionConfigBuilder::callbacks`](crate::SessionConfigBuilder::callbacks).
+///
+/// The session wires everything: `--permission-prompt-tool stdio` when there is a permission
+/// callback (unless the options name another tool), the hook registrations (generated callback
+/// ids, matchers, timeouts) and the SDK MCP server names in `initialize`, and an
+/// `{"type":"sdk","name":…}` entry in the MCP config for each in-process server. Every callback
+/// runs on a task of its own, off the stdout reader, under a deadline, and knows its session; the
+/// CLI's `control_cancel_request` aborts it; a failure, a panic or an overrun becomes an error
+/// answer to the CLI, and the session lives on.
+///
+/// # Examples
+///
+/// ```no_run
+/// use claude_session::{
+///     Callbacks, HookEvent, HookOutput, Permission, SdkMcpServer, SdkTool, Session,
+///     SessionConfig, ToolRequest, ToolResult,
+/// };
+///
+/// #[derive(serde::Deserialize, schemars::JsonSchema)]
+/// struct Lookup {
+///     /// The ticket number.
+///     id: u32,
+/// }
+///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let callbacks = Callbacks::builder()
+///     .can_use_tool(|req| async move {
+///         if req.tool_name == "Bash" && req.input["command"].as_str().is_some_and(|c| c.contains("rm ")) {
+///             Ok(Permission::deny(format!("{}: no deleting", req.session)))
+///         } else {
+///             Ok(Permission::allow())
+///         }
+///     })
+///     .hook(HookEvent::PostToolUse, Some("Bash"), |input| async move {
+///         tracing::info!(session = %input.session, output = ?input.tool_response, "Bash ran");
+///         Ok(HookOutput::proceed())
+///     })
+///     .mcp_server(SdkMcpServer::new("tickets", "1.0.0").tool(SdkTool::typed(
+///         "lookup",
+///         "Looks a ticket up",
+///         |call: ToolRequest<Lookup>| async move { Ok(ToolResult::text(format!("ticket {} is open", call.input.id))) },
+///     )))
+///     .build();
+/// let cli = claude_protocol::find_cli(None)?;
+/// let config = SessionConfig::builder("triage", cli).callbacks(callbacks).build()?;
+/// let session = Session::start(config).await?;
+/// # drop(session);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Default)]
 pub struct Callbacks {
     inner: Arc<Inner>,

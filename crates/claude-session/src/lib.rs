@@ -12,6 +12,14 @@
 //! - **Control** — [`Session::interrupt`] (works before the first frame too),
 //!   [`Session::set_model`], [`Session::set_permission_mode`], [`Session::mcp_status`],
 //!   [`Session::context_usage`]; dropping a turn's stream interrupts it or takes it off the queue.
+//! - **Callbacks** ([`Callbacks`] in [`SessionConfigBuilder::callbacks`]) — a permission callback
+//!   ([`Permission`]), hooks for every hook event ([`HookEvent`], [`HookOutput`]) and in-process
+//!   MCP tools ([`SdkMcpServer`], [`SdkTool`]); each runs on its own task with a deadline, knows
+//!   its session, is cancelled by the CLI's `control_cancel_request`, and turns a failure or a
+//!   panic into an error answer.
+//! - **Where the CLI runs** — [`LocalLauncher`] (default) or [`CommandPrefixLauncher`]
+//!   (`ssh HOST --`, `docker exec -i C`, `kubectl exec -i POD --`, `unshare …`), or your own
+//!   [`Launcher`].
 //! - **Time limits** ([`Timeouts`]) — init, per turn, and a stall detector that interrupts a
 //!   silent turn and stops the CLI if the interrupt does not end it.
 //! - **Robust framing** — lines up to a configurable limit (64 MiB by default); an oversize or

@@ -56,7 +56,15 @@ fn launcher() -> CommandPrefixLauncher {
 
 fn unshare_works() -> bool {
     std::process::Command::new("unshare")
-        .args(["--uts", "--ipc", "--pid", "--fork", "--kill-child", "--", "true"])
+        .args([
+            "--uts",
+            "--ipc",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--",
+            "true",
+        ])
         .status()
         .is_ok_and(|s| s.success())
 }
@@ -99,17 +107,18 @@ async fn a_namespaced_cli_converses_is_killed_and_resumes_its_conversation() {
     let safe = SafeEnv::new(&env.sandbox, &env.api.base_url()).unwrap();
     let got = environ(cli);
     for (k, v) in safe.vars() {
-        assert_eq!(got.get(&k), Some(&v), "{k} in the wrapped CLI's environment");
+        assert_eq!(
+            got.get(&k),
+            Some(&v),
+            "{k} in the wrapped CLI's environment"
+        );
     }
     for k in safe.removed() {
         assert!(!got.contains_key(&k), "{k} leaked into the wrapped CLI");
     }
 
     // A multi-turn conversation.
-    for prompt in [
-        "first fact: the sky is green",
-        "second fact: grass is blue",
-    ] {
+    for prompt in ["first fact: the sky is green", "second fact: grass is blue"] {
         let out = session
             .query(prompt)
             .await
@@ -121,7 +130,8 @@ async fn a_namespaced_cli_converses_is_killed_and_resumes_its_conversation() {
     }
     let texts = user_texts_of(&env.api.last_main_request().unwrap());
     assert!(
-        texts.iter().any(|t| t.contains("first fact")) && texts.iter().any(|t| t.contains("second fact")),
+        texts.iter().any(|t| t.contains("first fact"))
+            && texts.iter().any(|t| t.contains("second fact")),
         "{texts:?}"
     );
     let session_id = session.session_id().expect("a session id");
