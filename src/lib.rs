@@ -1,7 +1,4 @@
-//! A supervised runtime for Claude Code agents.
-//!
-//! This is the facade: it re-exports the workspace crates users need, and holds what ties them
-//! together (the session store of the hybrid pattern; the supervisor of named sessions).
+#![doc = include_str!("../README.md")]
 
 pub mod store;
 mod supervisor;

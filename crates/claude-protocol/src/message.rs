@@ -1,6 +1,5 @@
 //! The top-level [`Message`]: one line of stream-json, either direction.
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -93,14 +92,36 @@ impl Message {
     }
 
     /// Types a JSON value. Fails only if it is not an object.
+    ///
+    /// The typed form is checked to re-serialise to JSON equivalent to the input (numbers
+    /// compare by value); if it would not, the line is kept whole as [`Message::Malformed`].
     pub fn from_value(value: Value) -> Result<Message, ParseError> {
-        let Value::Object(map) = value else {
+        Self::from_value_checked(value, true)
+    }
+
+    /// Parses one line from bytes, for hot paths (a session's stdout reader).
+    ///
+    /// Like [`Message::from_json_line`], except that the typed form is trusted rather than
+    /// re-serialised and compared with the input: every typed struct keeps unknown keys, and the
+    /// transcript tests prove the typed forms exact on real CLI output. A known `type` whose
+    /// fields have the wrong shape is still [`Message::Malformed`], never an error.
+    pub fn from_slice(line: &[u8]) -> Result<Message, ParseError> {
+        let value: Value = serde_json::from_slice(line).map_err(|e| ParseError::InvalidJson {
+            source: e,
+            line_len: line.len(),
+        })?;
+        Self::from_value_checked(value, false)
+    }
+
+    fn from_value_checked(value: Value, verify: bool) -> Result<Message, ParseError> {
+        let Value::Object(mut map) = value else {
             return Err(ParseError::NotAnObject {
                 kind: json_kind(&value),
             });
         };
         let type_name = match map.get("type") {
-            Some(Value::String(t)) => t.clone(),
+            Some(Value::String(t)) if KNOWN_TYPES.contains(&t.as_str()) => t.clone(),
+            Some(Value::String(_)) | None => return Ok(Message::Unknown(Value::Object(map))),
             Some(other) => {
                 let reason = format!("`type` is {}, not a string", json_kind(other));
                 return Ok(Message::Malformed(MalformedMessage {
@@ -109,14 +130,18 @@ impl Message {
                     raw: Value::Object(map),
                 }));
             }
-            None => return Ok(Message::Unknown(Value::Object(map))),
         };
-        if !KNOWN_TYPES.contains(&type_name.as_str()) {
-            return Ok(Message::Unknown(Value::Object(map)));
+        // Type the body from a borrow: no copy of the map, and the original stays at hand for
+        // the fallback. `type` goes out of the body while typing (the typed forms do not hold
+        // it) and back in afterwards (JSON objects are unordered: the value is equivalent).
+        let type_value = map.remove("type");
+        let body = Value::Object(map);
+        let typed = Self::typed(&type_name, &body);
+        let Value::Object(mut map) = body else { unreachable!("built as an object above") };
+        if let Some(type_value) = type_value {
+            map.insert("type".to_owned(), type_value);
         }
-        let mut body = map.clone();
-        body.shift_remove("type");
-        let typed = match Self::typed(&type_name, body) {
+        let typed = match typed {
             Ok(m) => m,
             Err(e) => {
                 return Ok(Message::Malformed(MalformedMessage {
@@ -126,20 +151,22 @@ impl Message {
                 }));
             }
         };
-        let original = Value::Object(map);
-        if !crate::serde_util::json_equivalent(&typed.to_value(), &original) {
-            return Ok(Message::Malformed(MalformedMessage {
-                type_name,
-                reason: "the typed form would not re-serialise to the same JSON".into(),
-                raw: original,
-            }));
+        if verify {
+            let original = Value::Object(map);
+            if !crate::serde_util::json_equivalent(&typed.to_value(), &original) {
+                return Ok(Message::Malformed(MalformedMessage {
+                    type_name,
+                    reason: "the typed form would not re-serialise to the same JSON".into(),
+                    raw: original,
+                }));
+            }
         }
         Ok(typed)
     }
 
-    fn typed(type_name: &str, body: Map<String, Value>) -> Result<Message, serde_json::Error> {
-        fn de<T: DeserializeOwned>(body: Map<String, Value>) -> Result<T, serde_json::Error> {
-            serde_json::from_value(Value::Object(body))
+    fn typed(type_name: &str, body: &Value) -> Result<Message, serde_json::Error> {
+        fn de<'a, T: Deserialize<'a>>(body: &'a Value) -> Result<T, serde_json::Error> {
+            T::deserialize(body)
         }
         Ok(match type_name {
             "system" => Message::System(de(body)?),
@@ -156,7 +183,7 @@ impl Message {
             "conversation_reset" => Message::ConversationReset(de(body)?),
             "keep_alive" => Message::KeepAlive(de(body)?),
             other => {
-                let mut m = body;
+                let mut m = body.as_object().cloned().unwrap_or_default();
                 m.insert("type".into(), Value::from(other));
                 Message::Unknown(Value::Object(m))
             }

@@ -151,6 +151,9 @@ fn every_transcript_line_roundtrips_typed() {
             // Serialize/Deserialize agree with to_value/from_value.
             let via_serde: Message = serde_json::from_str(&line).expect("serde deserialize");
             assert_eq!(via_serde, msg);
+            // The unverified fast path (a session's reader) types every line the same way.
+            let fast = Message::from_slice(line.as_bytes()).expect("from_slice");
+            assert_eq!(fast, msg, "{name}: from_slice differs from from_json_line");
             assert_eq!(serde_json::to_value(&msg).expect("serialize"), input);
             // The text form re-parses to the same value too.
             let again: Value = serde_json::from_str(&msg.to_json_line()).expect("re-parse");

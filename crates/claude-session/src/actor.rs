@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub(crate) use reader::{Activity, ControlAnswer, ReaderCmd};
+pub(crate) use reader::{Activity, BATCH_LIMIT, Batch, ControlAnswer, ReaderCmd};
 pub(crate) use writer::WriterCmd;
 
 use crate::config::SessionConfig;
@@ -49,7 +49,7 @@ pub(crate) type TurnOutcome = Result<TurnCost, SessionError>;
 pub(crate) struct PendingTurn {
     pub(crate) id: u64,
     pub(crate) prompt: Prompt,
-    pub(crate) frames: mpsc::Sender<Message>,
+    pub(crate) frames: mpsc::Sender<Batch>,
     pub(crate) outcome: oneshot::Sender<TurnOutcome>,
     pub(crate) permit: OwnedSemaphorePermit,
 }

@@ -8,7 +8,7 @@ use claude_protocol::{ControlRequestBody, PermissionMode};
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use tokio::sync::{Semaphore, TryAcquireError, broadcast, mpsc, oneshot};
 
-use crate::actor::{PendingTurn, SessionActor, SessionMsg, StartArgs};
+use crate::actor::{BATCH_LIMIT, PendingTurn, SessionActor, SessionMsg, StartArgs};
 use crate::config::{QueuePolicy, SessionConfig};
 use crate::error::SessionError;
 use crate::events::SessionEvent;
@@ -255,7 +255,8 @@ impl Session {
             }
         };
         let id = inner.next_turn.fetch_add(1, Ordering::Relaxed);
-        let (frames_tx, frames_rx) = mpsc::channel(inner.stream_buffer);
+        // At most `stream_buffer` frames wait for the caller, in batches of up to BATCH_LIMIT.
+        let (frames_tx, frames_rx) = mpsc::channel(inner.stream_buffer.div_ceil(BATCH_LIMIT));
         let (outcome_tx, outcome_rx) = oneshot::channel();
         let turn = PendingTurn {
             id,

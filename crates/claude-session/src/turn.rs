@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use ractor::ActorRef;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::actor::{SessionMsg, TurnOutcome};
+use crate::actor::{Batch, SessionMsg, TurnOutcome};
 use crate::error::SessionError;
 use crate::ledger::TurnCost;
 
@@ -98,7 +98,9 @@ impl ServerInfo {
 pub struct TurnStream {
     session: Arc<str>,
     turn: u64,
-    frames: mpsc::Receiver<Message>,
+    frames: mpsc::Receiver<Batch>,
+    /// The rest of the batch being read.
+    batch: std::vec::IntoIter<Message>,
     outcome: Option<oneshot::Receiver<TurnOutcome>>,
     saw_result: bool,
     done: bool,
@@ -109,7 +111,7 @@ impl TurnStream {
     pub(crate) fn new(
         session: Arc<str>,
         turn: u64,
-        frames: mpsc::Receiver<Message>,
+        frames: mpsc::Receiver<Batch>,
         outcome: oneshot::Receiver<TurnOutcome>,
         actor: ActorRef<SessionMsg>,
     ) -> Self {
@@ -117,6 +119,7 @@ impl TurnStream {
             session,
             turn,
             frames,
+            batch: Vec::new().into_iter(),
             outcome: Some(outcome),
             saw_result: false,
             done: false,
@@ -208,7 +211,21 @@ impl Stream for TurnStream {
         if this.done {
             return Poll::Ready(None);
         }
-        match this.frames.poll_recv(cx) {
+        let next = match this.batch.next() {
+            Some(msg) => Poll::Ready(Some(msg)),
+            None => loop {
+                match this.frames.poll_recv(cx) {
+                    Poll::Ready(Some(batch)) => {
+                        this.batch = batch.into_iter();
+                        if let Some(msg) = this.batch.next() {
+                            break Poll::Ready(Some(msg));
+                        }
+                    }
+                    other => break other.map(|_| None),
+                }
+            },
+        };
+        match next {
             Poll::Ready(Some(msg)) => {
                 if matches!(&msg, Message::Result(_))
                     || matches!(&msg, Message::Malformed(m) if m.type_name == "result")

@@ -26,8 +26,15 @@ use crate::framing::{Framed, LineReader};
 use crate::incoming::IncomingRequests;
 use crate::ledger::TurnCost;
 
-/// How many frames wait for a slow caller before the reader stops reading stdout.
-const BACKLOG_LIMIT: usize = 64;
+/// How many batches wait for a slow caller before the reader stops reading stdout.
+const BACKLOG_LIMIT: usize = 4;
+
+/// Frames go to a turn's stream in batches of at most this many: one channel send (and at most
+/// one wake-up of the caller) per batch instead of per frame.
+pub(crate) const BATCH_LIMIT: usize = 64;
+
+/// Frames of one turn, in order.
+pub(crate) type Batch = Vec<Message>;
 
 /// The answer to one of our control requests: the `response` object, or the CLI's error message.
 pub(crate) type ControlAnswer = Result<serde_json::Value, String>;
@@ -38,7 +45,7 @@ pub(crate) enum ReaderCmd {
     /// A turn is about to be written: route what follows to `sink`.
     BeginTurn {
         turn: u64,
-        sink: mpsc::Sender<Message>,
+        sink: mpsc::Sender<Batch>,
     },
     /// The turn was failed by the actor: discard its frames from now on.
     AbandonTurn { turn: u64 },
@@ -87,9 +94,31 @@ impl Activity {
 
 struct RoutedTurn {
     id: u64,
-    sink: Option<mpsc::Sender<Message>>,
-    backlog: VecDeque<Message>,
+    sink: Option<mpsc::Sender<Batch>>,
+    /// Frames parsed since the last send.
+    batch: Batch,
+    backlog: VecDeque<Batch>,
     end: Option<TurnEnd>,
+}
+
+impl RoutedTurn {
+    /// Sends the frames parsed so far, or queues them behind earlier batches.
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let Some(sink) = &self.sink else { return };
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(batch);
+            return;
+        }
+        match sink.try_send(batch) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(batch)) => self.backlog.push_back(batch),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.sink = None,
+        }
+    }
 }
 
 pub(crate) struct Reader {
@@ -160,7 +189,7 @@ impl Reader {
             while !self.backpressured() {
                 let parsed = match self.lines.take() {
                     None => break,
-                    Some(Framed::Line(line)) => match serde_json::from_slice::<Message>(line) {
+                    Some(Framed::Line(line)) => match Message::from_slice(line) {
                         Ok(msg) => Parsed::Frame(Box::new(msg)),
                         Err(e) => Parsed::Skipped {
                             reason: SkipReason::Malformed,
@@ -190,6 +219,9 @@ impl Reader {
                     }
                 }
             }
+            if let Some(t) = self.turn.as_mut() {
+                t.flush();
+            }
             self.finish_turn_if_delivered();
             if self.lines.is_done() && !self.has_backlog() {
                 break;
@@ -207,6 +239,7 @@ impl Reader {
                     if !delivered {
                         if let Some(t) = self.turn.as_mut() {
                             t.sink = None;
+                            t.batch.clear();
                             t.backlog.clear();
                         }
                     }
@@ -230,6 +263,7 @@ impl Reader {
                 self.turn = Some(RoutedTurn {
                     id: turn,
                     sink: Some(sink),
+                    batch: Vec::new(),
                     backlog: VecDeque::new(),
                     end: None,
                 });
@@ -237,6 +271,7 @@ impl Reader {
             ReaderCmd::AbandonTurn { turn } => {
                 if let Some(t) = self.turn.as_mut().filter(|t| t.id == turn) {
                     t.sink = None;
+                    t.batch.clear();
                     t.backlog.clear();
                 }
             }
@@ -330,15 +365,14 @@ impl Reader {
             _ => {}
         }
         match self.turn.as_mut() {
-            Some(t) => match &t.sink {
-                None => {}
-                Some(sink) if t.backlog.is_empty() => match sink.try_send(msg) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(msg)) => t.backlog.push_back(msg),
-                    Err(mpsc::error::TrySendError::Closed(_)) => t.sink = None,
-                },
-                Some(_) => t.backlog.push_back(msg),
-            },
+            Some(t) => {
+                if t.sink.is_some() {
+                    t.batch.push(msg);
+                    if t.batch.len() >= BATCH_LIMIT {
+                        t.flush();
+                    }
+                }
+            }
             None => self.emit(SessionEventKind::Unrouted {
                 frame_type: frame_type(&msg),
             }),
@@ -351,7 +385,7 @@ impl Reader {
         let done = self
             .turn
             .as_ref()
-            .is_some_and(|t| t.end.is_some() && (t.sink.is_none() || t.backlog.is_empty()));
+            .is_some_and(|t| t.end.is_some() && (t.sink.is_none() || (t.backlog.is_empty() && t.batch.is_empty())));
         if done && let Some(t) = self.turn.take() {
             if let Some(end) = t.end {
                 let _ = self
@@ -386,8 +420,8 @@ async fn deliver(turn: &mut Option<RoutedTurn>) -> bool {
     };
     match sink.reserve().await {
         Ok(permit) => {
-            if let Some(msg) = t.backlog.pop_front() {
-                permit.send(msg);
+            if let Some(batch) = t.backlog.pop_front() {
+                permit.send(batch);
             }
             true
         }
