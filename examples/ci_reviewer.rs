@@ -20,16 +20,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let env = support::Env::new().await?;
     let reviewer = SessionSpec::new(
         "reviewer",
-        env.options().append_system_prompt("You review diffs. Answer with a one-paragraph review.").build()?,
+        env.options()
+            .append_system_prompt("You review diffs. Answer with a one-paragraph review.")
+            .build()?,
     )
     .configure(|c| c.turn_timeout("5m"));
-    let tree = ClaudeSupervisor::builder().name("ci").cli_path(&env.cli).session(reviewer).start().await?;
+    let tree = ClaudeSupervisor::builder()
+        .name("ci")
+        .cli_path(&env.cli)
+        .session(reviewer)
+        .start()
+        .await?;
     let handle = tree.session("reviewer").expect("started with the tree");
 
     for (i, diff) in DIFFS.iter().enumerate() {
-        let review = handle.ask(format!("Review diff #{}:\n{diff}", i + 1)).await?;
+        let review = handle
+            .ask(format!("Review diff #{}:\n{diff}", i + 1))
+            .await?;
         let cost = review.cost.map_or(0.0, |c| c.cost_usd);
-        println!("review #{} (${cost:.4}): {}", i + 1, review.final_text().unwrap_or(&review.text()));
+        println!(
+            "review #{} (${cost:.4}): {}",
+            i + 1,
+            review.final_text().unwrap_or(&review.text())
+        );
     }
 
     let health = tree.health().await;

@@ -31,10 +31,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Kill the CLI from outside: the supervisor restarts the session with its conversation.
     let pid = worker.health().await.and_then(|h| h.pid).expect("running");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL)?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     worker.ask("are you back?").await?;
-    println!("health: {}", serde_json::to_string_pretty(&tree.health().await)?);
+    println!(
+        "health: {}",
+        serde_json::to_string_pretty(&tree.health().await)?
+    );
     tree.shutdown().await;
     monitor.abort();
     Ok(())

@@ -12,7 +12,10 @@ use claude_supervisor::{ClaudeSupervisor, FileStore, SessionSpec};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let env = support::Env::new().await?;
     let store = env.scratch("store");
-    for (run, prompt) in [(1, "Remember: the launch code is 0000."), (2, "What was the launch code?")] {
+    for (run, prompt) in [
+        (1, "Remember: the launch code is 0000."),
+        (2, "What was the launch code?"),
+    ] {
         let tree = ClaudeSupervisor::builder()
             .cli_path(&env.cli)
             .store(FileStore::open(&store)?)
@@ -30,6 +33,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         tree.shutdown().await;
     }
-    println!("the conversation lived on in the store at {} between the two runs", store.display());
+    println!(
+        "the conversation lived on in the store at {} between the two runs",
+        store.display()
+    );
     Ok(())
 }

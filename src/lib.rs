@@ -8,6 +8,6 @@ pub use claude_session as session;
 pub use store::{FileStore, MemoryStore, SessionRecord, SessionStore, StoreError};
 pub use supervision;
 pub use supervisor::{
-    ClaudeSupervisor, ClaudeSupervisorBuilder, SessionHandle, SessionInfo, SessionReport, SessionSpec, SessionState,
-    SupervisorError, SupervisorEvent, SupervisorEventKind, TreeHealth,
+    ClaudeSupervisor, ClaudeSupervisorBuilder, SessionHandle, SessionInfo, SessionReport,
+    SessionSpec, SessionState, SupervisorError, SupervisorEvent, SupervisorEventKind, TreeHealth,
 };

@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use claude_protocol::ClaudeOptions;
-use claude_session::{Launcher, Session, SessionConfig, SessionEventKind, SessionLedger, StartOptions};
+use claude_session::{
+    Launcher, Session, SessionConfig, SessionEventKind, SessionLedger, StartOptions,
+};
 use dashmap::DashMap;
 use serde::Serialize;
 use supervision::{
@@ -106,7 +108,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn emit(&self, session: Option<&str>, kind: SupervisorEventKind) {
-        let _ = self.events.send(SupervisorEvent { session: session.map(str::to_owned), kind });
+        let _ = self.events.send(SupervisorEvent {
+            session: session.map(str::to_owned),
+            kind,
+        });
     }
 
     fn root(&self) -> Result<&SupervisorRef, SupervisorError> {
@@ -117,7 +122,10 @@ impl Shared {
     }
 
     fn acquire_lease(&self, session_id: &str, name: &str) -> Result<(), SupervisorError> {
-        let holder = self.leases.entry(session_id.to_owned()).or_insert_with(|| name.to_owned());
+        let holder = self
+            .leases
+            .entry(session_id.to_owned())
+            .or_insert_with(|| name.to_owned());
         if holder.value() == name {
             Ok(())
         } else {
@@ -155,19 +163,27 @@ impl Shared {
         let name = spec.name.clone();
         let mut permits = Vec::new();
         if let Some((limit, sem)) = &self.max_sessions {
-            permits.push(
-                sem.clone()
-                    .try_acquire_owned()
-                    .map_err(|_| SupervisorError::TooManySessions { name: name.clone(), limit: *limit })?,
-            );
+            permits.push(sem.clone().try_acquire_owned().map_err(|_| {
+                SupervisorError::TooManySessions {
+                    name: name.clone(),
+                    limit: *limit,
+                }
+            })?);
         }
         if let (Some(limit), Some(group)) = (self.max_per_group, &spec.group) {
-            let sem = self.groups.entry(group.clone()).or_insert_with(|| Arc::new(Semaphore::new(limit))).clone();
-            permits.push(sem.try_acquire_owned().map_err(|_| SupervisorError::GroupFull {
-                name: name.clone(),
-                group: group.clone(),
-                limit,
-            })?);
+            let sem = self
+                .groups
+                .entry(group.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(limit)))
+                .clone();
+            permits.push(
+                sem.try_acquire_owned()
+                    .map_err(|_| SupervisorError::GroupFull {
+                        name: name.clone(),
+                        group: group.clone(),
+                        limit,
+                    })?,
+            );
         }
         let record = self.store.load(&name).await?;
         if let Some(r) = &record
@@ -222,12 +238,17 @@ fn child_spec(shared: &Arc<Shared>, slot: &Arc<Slot>) -> Result<ChildSpec, Super
         .start(move |args: StartArgs| {
             let (weak, slot) = (weak.clone(), slot_for_start.clone());
             async move {
-                let shared = weak.upgrade().ok_or_else(|| StartError::new("the supervisor is gone"))?;
+                let shared = weak
+                    .upgrade()
+                    .ok_or_else(|| StartError::new("the supervisor is gone"))?;
                 start_instance(shared, slot, args).await
             }
         })
         .build()
-        .map_err(|e| SupervisorError::Tree { supervisor: shared.name.clone(), detail: e.to_string() })
+        .map_err(|e| SupervisorError::Tree {
+            supervisor: shared.name.clone(),
+            detail: e.to_string(),
+        })
 }
 
 /// Waits until the process group of a previous instance is gone: a conversation is never resumed
@@ -246,21 +267,33 @@ async fn confirm_dead(name: &str, pgid: Option<i32>) -> Result<(), StartError> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(StartError::new(format!("session `{name}`: the previous CLI process group {pgid} is still alive")))
+    Err(StartError::new(format!(
+        "session `{name}`: the previous CLI process group {pgid} is still alive"
+    )))
 }
 
-async fn start_instance(shared: Arc<Shared>, slot: Arc<Slot>, args: StartArgs) -> Result<StartOutcome, StartError> {
+async fn start_instance(
+    shared: Arc<Shared>,
+    slot: Arc<Slot>,
+    args: StartArgs,
+) -> Result<StartOutcome, StartError> {
     let name = slot.name().to_owned();
     let previous = slot.state.send_replace(SlotState::Starting);
     if matches!(previous, SlotState::Running(_)) {
         shared.emit(Some(&name), SupervisorEventKind::Restarting);
     }
-    let old_pgid = slot.last_pgid.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let old_pgid = slot
+        .last_pgid
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
     confirm_dead(&name, old_pgid).await?;
 
     let resume = slot.ledger.session_id();
     if let Some(id) = &resume {
-        shared.acquire_lease(id, &name).map_err(StartError::from_error)?;
+        shared
+            .acquire_lease(id, &name)
+            .map_err(StartError::from_error)?;
     }
     let mut options = slot.spec.options.clone();
     if let Some(id) = &resume {
@@ -269,9 +302,15 @@ async fn start_instance(shared: Arc<Shared>, slot: Arc<Slot>, args: StartArgs) -
     if let Some(root) = &shared.config_dir_root {
         let dir = root.join(crate::store::encode_name(&name));
         std::fs::create_dir_all(&dir).map_err(StartError::from_error)?;
-        options = options.to_builder().env("CLAUDE_CONFIG_DIR", dir.into_os_string()).build().map_err(StartError::from_error)?;
+        options = options
+            .to_builder()
+            .env("CLAUDE_CONFIG_DIR", dir.into_os_string())
+            .build()
+            .map_err(StartError::from_error)?;
     }
-    let mut builder = SessionConfig::builder(name.clone(), shared.cli.clone()).options(options).ledger(slot.ledger.clone());
+    let mut builder = SessionConfig::builder(name.clone(), shared.cli.clone())
+        .options(options)
+        .ledger(slot.ledger.clone());
     if let Some(launcher) = &shared.launcher {
         builder = builder.launcher_arc(launcher.clone());
     }
@@ -284,7 +323,12 @@ async fn start_instance(shared: Arc<Shared>, slot: Arc<Slot>, args: StartArgs) -
     let session = match Session::start_with(config, start).await {
         Ok(session) => session,
         Err(error) => {
-            shared.emit(Some(&name), SupervisorEventKind::StartFailed { error: error.to_string() });
+            shared.emit(
+                Some(&name),
+                SupervisorEventKind::StartFailed {
+                    error: error.to_string(),
+                },
+            );
             let start_error = StartError::new(error.to_string());
             *slot.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
             return Err(start_error);
@@ -295,10 +339,20 @@ async fn start_instance(shared: Arc<Shared>, slot: Arc<Slot>, args: StartArgs) -
     if let Err(e) = shared.registry.register(name.clone(), session.actor()) {
         tracing::warn!(session = %name, error = %e, "could not register the session's name");
     }
-    tokio::spawn(forward_events(Arc::downgrade(&shared), Arc::downgrade(&slot), session.clone()));
+    tokio::spawn(forward_events(
+        Arc::downgrade(&shared),
+        Arc::downgrade(&slot),
+        session.clone(),
+    ));
     slot.touch();
     slot.state.send_replace(SlotState::Running(session.clone()));
-    shared.emit(Some(&name), SupervisorEventKind::Started { generation: args.generation(), resumed: resume.is_some() });
+    shared.emit(
+        Some(&name),
+        SupervisorEventKind::Started {
+            generation: args.generation(),
+            resumed: resume.is_some(),
+        },
+    );
     shared.save(&slot).await;
     tracing::info!(session = %name, generation = args.generation(), resumed = resume.is_some(), "session started");
     Ok(StartOutcome::Started(session.actor()))
@@ -323,7 +377,9 @@ async fn forward_events(shared: Weak<Shared>, slot: Weak<Slot>, session: Session
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => break,
         };
-        let (Some(shared), Some(slot)) = (shared.upgrade(), slot.upgrade()) else { break };
+        let (Some(shared), Some(slot)) = (shared.upgrade(), slot.upgrade()) else {
+            break;
+        };
         match &event.kind {
             SessionEventKind::SessionIdChanged { session_id } => {
                 shared.release_leases_of(&name);
@@ -347,15 +403,21 @@ async fn watch_idle(shared: Weak<Shared>, slot: Weak<Slot>, idle: Duration) {
     let period = (idle / 4).clamp(Duration::from_millis(20), Duration::from_secs(5));
     loop {
         tokio::time::sleep(period).await;
-        let (Some(shared), Some(slot)) = (shared.upgrade(), slot.upgrade()) else { return };
+        let (Some(shared), Some(slot)) = (shared.upgrade(), slot.upgrade()) else {
+            return;
+        };
         if matches!(*slot.state.borrow(), SlotState::Gone(_)) {
             return;
         }
         if slot.idle_for() < idle {
             continue;
         }
-        let Some(session) = slot.current() else { continue };
-        let Ok(health) = session.health().await else { continue };
+        let Some(session) = slot.current() else {
+            continue;
+        };
+        let Ok(health) = session.health().await else {
+            continue;
+        };
         if health.status != claude_session::SessionStatus::Ready || health.queue_len > 0 {
             continue;
         }
@@ -370,7 +432,11 @@ async fn watch_idle(shared: Weak<Shared>, slot: Weak<Slot>, idle: Duration) {
                 continue;
             }
         }
-        tracing::info!(session = slot.name(), "hibernated after {}", humantime::format_duration(idle));
+        tracing::info!(
+            session = slot.name(),
+            "hibernated after {}",
+            humantime::format_duration(idle)
+        );
         shared.emit(Some(slot.name()), SupervisorEventKind::Hibernated);
     }
 }
@@ -487,7 +553,10 @@ impl ClaudeSupervisorBuilder {
     /// Not cancel safe: dropping the future mid-start may leave started sessions running until
     /// the tree's actor is dropped.
     pub async fn start(self) -> Result<ClaudeSupervisor, SupervisorError> {
-        let tree = |detail: String| SupervisorError::Tree { supervisor: self.name.clone(), detail };
+        let tree = |detail: String| SupervisorError::Tree {
+            supervisor: self.name.clone(),
+            detail,
+        };
         let cli = match self.cli.clone() {
             Some(cli) => cli,
             None => claude_protocol::find_cli(None).map_err(|e| tree(e.to_string()))?,
@@ -532,7 +601,11 @@ impl ClaudeSupervisorBuilder {
             Err(e) => {
                 // The session that failed left its error in its slot.
                 let failed = shared.slots.iter().find_map(|s| {
-                    s.last_error.lock().unwrap_or_else(|p| p.into_inner()).take().map(|err| (s.key().clone(), err))
+                    s.last_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take()
+                        .map(|err| (s.key().clone(), err))
                 });
                 return Err(match failed {
                     Some((name, source)) => SupervisorError::Start { name, source },
@@ -545,13 +618,19 @@ impl ClaudeSupervisorBuilder {
             spawn_idle_watch(&shared, slot.value());
         }
         tokio::spawn(watch_root(Arc::downgrade(&shared), root.clone()));
-        Ok(ClaudeSupervisor { inner: Arc::new(Inner { shared, root }) })
+        Ok(ClaudeSupervisor {
+            inner: Arc::new(Inner { shared, root }),
+        })
     }
 }
 
 fn spawn_idle_watch(shared: &Arc<Shared>, slot: &Arc<Slot>) {
     if let Some(idle) = slot.spec.idle_timeout {
-        tokio::spawn(watch_idle(Arc::downgrade(shared), Arc::downgrade(slot), idle));
+        tokio::spawn(watch_idle(
+            Arc::downgrade(shared),
+            Arc::downgrade(slot),
+            idle,
+        ));
     }
 }
 
@@ -559,7 +638,9 @@ fn spawn_idle_watch(shared: &Arc<Shared>, slot: &Arc<Slot>) {
 /// caller is told why.
 async fn watch_root(shared: Weak<Shared>, root: SupervisorRef) {
     root.wait().await;
-    let Some(shared) = shared.upgrade() else { return };
+    let Some(shared) = shared.upgrade() else {
+        return;
+    };
     let reason = if shared.shutting_down.load(Ordering::SeqCst) {
         "the supervisor was shut down".to_owned()
     } else {
@@ -567,7 +648,12 @@ async fn watch_root(shared: Weak<Shared>, root: SupervisorRef) {
     };
     if !shared.shutting_down.load(Ordering::SeqCst) {
         tracing::error!(supervisor = %shared.name, %reason, "supervision tree exited");
-        shared.emit(None, SupervisorEventKind::Meltdown { reason: reason.clone() });
+        shared.emit(
+            None,
+            SupervisorEventKind::Meltdown {
+                reason: reason.clone(),
+            },
+        );
     }
     for slot in shared.slots.iter() {
         slot.state.send_replace(SlotState::Gone(reason.clone()));
@@ -617,7 +703,9 @@ pub struct ClaudeSupervisor {
 
 impl std::fmt::Debug for ClaudeSupervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClaudeSupervisor").field("name", &self.inner.shared.name).finish_non_exhaustive()
+        f.debug_struct("ClaudeSupervisor")
+            .field("name", &self.inner.shared.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -673,10 +761,17 @@ impl ClaudeSupervisor {
         let spec = child_spec(shared, &slot)?;
         if let Err(e) = self.inner.root.start_child(spec).await {
             shared.slots.remove(&name);
-            let error = slot.last_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let error = slot
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
             return Err(match error {
                 Some(source) => SupervisorError::Start { name, source },
-                None => SupervisorError::Tree { supervisor: shared.name.clone(), detail: e.to_string() },
+                None => SupervisorError::Tree {
+                    supervisor: shared.name.clone(),
+                    detail: e.to_string(),
+                },
             });
         }
         spawn_idle_watch(shared, &slot);
@@ -695,10 +790,17 @@ impl ClaudeSupervisor {
     /// Not cancel safe: dropping the future may leave the session half removed.
     pub async fn terminate_session(&self, name: &str) -> Result<(), SupervisorError> {
         let shared = self.shared();
-        let (_, slot) = shared.slots.remove(name).ok_or_else(|| SupervisorError::NotFound { name: name.into() })?;
+        let (_, slot) = shared
+            .slots
+            .remove(name)
+            .ok_or_else(|| SupervisorError::NotFound { name: name.into() })?;
         let _wake = slot.wake.lock().await;
-        slot.state.send_replace(SlotState::Gone("terminated".into()));
-        let tree = |e: supervision::ChildError| SupervisorError::Tree { supervisor: shared.name.clone(), detail: e.to_string() };
+        slot.state
+            .send_replace(SlotState::Gone("terminated".into()));
+        let tree = |e: supervision::ChildError| SupervisorError::Tree {
+            supervisor: shared.name.clone(),
+            detail: e.to_string(),
+        };
         match self.inner.root.terminate_child(name).await {
             Ok(()) | Err(supervision::ChildError::NotFound { .. }) => {}
             Err(e) => return Err(tree(e)),
@@ -707,10 +809,17 @@ impl ClaudeSupervisor {
             Ok(()) | Err(supervision::ChildError::NotFound { .. }) => {}
             Err(e) => return Err(tree(e)),
         }
-        let pgid = slot.last_pgid.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let pgid = slot
+            .last_pgid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let _ = confirm_dead(name, pgid).await;
         shared.release_leases_of(name);
-        slot.admission.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        slot.admission
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         shared.emit(Some(name), SupervisorEventKind::Terminated);
         Ok(())
     }
@@ -727,7 +836,11 @@ impl ClaudeSupervisor {
     /// Not cancel safe.
     pub async fn restart_session(&self, name: &str) -> Result<SessionHandle, SupervisorError> {
         let shared = self.shared();
-        let slot = shared.slots.get(name).map(|s| s.clone()).ok_or_else(|| SupervisorError::NotFound { name: name.into() })?;
+        let slot = shared
+            .slots
+            .get(name)
+            .map(|s| s.clone())
+            .ok_or_else(|| SupervisorError::NotFound { name: name.into() })?;
         let handle = SessionHandle::new(shared.clone(), slot.clone());
         {
             let _wake = slot.wake.lock().await;
@@ -735,7 +848,12 @@ impl ClaudeSupervisor {
                 slot.state.send_replace(SlotState::Hibernated);
                 match self.inner.root.terminate_child(name).await {
                     Ok(()) | Err(supervision::ChildError::NotFound { .. }) => {}
-                    Err(e) => return Err(SupervisorError::Tree { supervisor: shared.name.clone(), detail: e.to_string() }),
+                    Err(e) => {
+                        return Err(SupervisorError::Tree {
+                            supervisor: shared.name.clone(),
+                            detail: e.to_string(),
+                        });
+                    }
                 }
             }
         }
@@ -747,7 +865,10 @@ impl ClaudeSupervisor {
     /// restarts and hibernation.
     pub fn session(&self, name: &str) -> Option<SessionHandle> {
         let shared = self.shared();
-        shared.slots.get(name).map(|slot| SessionHandle::new(shared.clone(), slot.clone()))
+        shared
+            .slots
+            .get(name)
+            .map(|slot| SessionHandle::new(shared.clone(), slot.clone()))
     }
 
     /// A point-in-time list of the sessions, in name order.
@@ -800,18 +921,29 @@ impl ClaudeSupervisor {
     /// Dropping the future stops the throw-away session (see [`claude_session::query`]).
     pub async fn ping(&self, name: &str) -> Result<Duration, SupervisorError> {
         let shared = self.shared();
-        let spec = shared.slots.get(name).map(|s| s.spec.clone()).ok_or_else(|| SupervisorError::NotFound { name: name.into() })?;
+        let spec = shared
+            .slots
+            .get(name)
+            .map(|s| s.spec.clone())
+            .ok_or_else(|| SupervisorError::NotFound { name: name.into() })?;
         let mut options = spec.options.to_builder();
         options = options.no_session_persistence(true);
-        let mut o = options.build().map_err(|e| SupervisorError::Tree { supervisor: shared.name.clone(), detail: e.to_string() })?;
+        let mut o = options.build().map_err(|e| SupervisorError::Tree {
+            supervisor: shared.name.clone(),
+            detail: e.to_string(),
+        })?;
         o.resume = None;
         o.continue_conversation = false;
         o.session_id = None;
-        let mut builder = SessionConfig::builder(format!("{name}/ping"), shared.cli.clone()).options(o);
+        let mut builder =
+            SessionConfig::builder(format!("{name}/ping"), shared.cli.clone()).options(o);
         if let Some(launcher) = &shared.launcher {
             builder = builder.launcher_arc(launcher.clone());
         }
-        let config = builder.build().map_err(|e| SupervisorError::Tree { supervisor: shared.name.clone(), detail: e.to_string() })?;
+        let config = builder.build().map_err(|e| SupervisorError::Tree {
+            supervisor: shared.name.clone(),
+            detail: e.to_string(),
+        })?;
         let started = Instant::now();
         let out = claude_session::query("ping", config).await?;
         if out.is_error() {
@@ -836,7 +968,12 @@ impl ClaudeSupervisor {
         let pgids: Vec<(String, Option<i32>)> = shared
             .slots
             .iter()
-            .map(|s| (s.key().clone(), s.last_pgid.lock().unwrap_or_else(|p| p.into_inner()).take()))
+            .map(|s| {
+                (
+                    s.key().clone(),
+                    s.last_pgid.lock().unwrap_or_else(|p| p.into_inner()).take(),
+                )
+            })
             .collect();
         for (name, pgid) in pgids {
             let _ = confirm_dead(&name, pgid).await;
@@ -856,4 +993,3 @@ impl ClaudeSupervisor {
         }
     }
 }
-

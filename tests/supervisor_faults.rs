@@ -15,28 +15,47 @@ async fn a_cli_that_always_crashes_melts_the_tree_down_and_callers_hear_of_it() 
     // Every process crashes in its first turn; every restart fails before init.
     let mut scenario = Scenario::new().fault_on_turn(1, Fault::crash_mid_turn(3, "boom"));
     for start in 2..=8 {
-        scenario = scenario.fault_rule(FaultRule { on_turn: None, on_start: Some(start), fault: Fault::exit_before_init(4, "still broken") });
+        scenario = scenario.fault_rule(FaultRule {
+            on_turn: None,
+            on_start: Some(start),
+            fault: Fault::exit_before_init(4, "still broken"),
+        });
     }
     let tree = ClaudeSupervisor::builder()
         .cli_path(env.cli_path())
-        .session(SessionSpec::new("doomed", env.options(&scenario).build().unwrap()))
+        .session(SessionSpec::new(
+            "doomed",
+            env.options(&scenario).build().unwrap(),
+        ))
         .start()
         .await
         .unwrap();
     let doomed = tree.session("doomed").unwrap();
     let err = doomed.ask("hello").await.unwrap_err();
-    assert!(matches!(&err, SupervisorError::Session(e) if e.exit_status().and_then(|s| s.code()) == Some(3)), "{err:?}");
+    assert!(
+        matches!(&err, SupervisorError::Session(e) if e.exit_status().and_then(|s| s.code()) == Some(3)),
+        "{err:?}"
+    );
 
-    let reason = tokio::time::timeout(Duration::from_secs(60), tree.wait()).await.expect("the tree exits");
+    let reason = tokio::time::timeout(Duration::from_secs(60), tree.wait())
+        .await
+        .expect("the tree exits");
     assert!(reason.contains("reached max restart intensity"), "{reason}");
     match doomed.ask("again").await {
-        Err(SupervisorError::Unavailable { reason, .. }) => assert!(reason.contains("melted down"), "{reason}"),
+        Err(SupervisorError::Unavailable { reason, .. }) => {
+            assert!(reason.contains("melted down"), "{reason}")
+        }
         other => panic!("expected Unavailable, got {other:?}"),
     }
     let health = tree.health().await;
     assert_eq!(health.meltdowns, 1);
     // Intensity 3: the crash plus restart attempts until the fourth restart in the window.
-    assert_eq!(env.pids().len(), 4, "one process, then 3 failed restart attempts: {:?}", env.pids());
+    assert_eq!(
+        env.pids().len(),
+        4,
+        "one process, then 3 failed restart attempts: {:?}",
+        env.pids()
+    );
     env.assert_all_gone().await;
 }
 
@@ -45,7 +64,12 @@ async fn fifty_sessions_started_and_terminated_concurrently_stay_within_the_limi
     const LIMIT: usize = 8;
     let env = Arc::new(FakeEnv::new());
     let scenario = Scenario::new().default_turn(Turn::echo().slow(3, 20));
-    let tree = ClaudeSupervisor::builder().cli_path(env.cli_path()).max_sessions(LIMIT).start().await.unwrap();
+    let tree = ClaudeSupervisor::builder()
+        .cli_path(env.cli_path())
+        .max_sessions(LIMIT)
+        .start()
+        .await
+        .unwrap();
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let max_seen = Arc::new(AtomicUsize::new(0));
@@ -62,14 +86,18 @@ async fn fifty_sessions_started_and_terminated_concurrently_stay_within_the_limi
     let refused = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for i in 0..50 {
-        let (tree, env, scenario, refused) = (tree.clone(), env.clone(), scenario.clone(), refused.clone());
+        let (tree, env, scenario, refused) =
+            (tree.clone(), env.clone(), scenario.clone(), refused.clone());
         tasks.push(tokio::spawn(async move {
             let name = format!("user-{i}");
             let spec = SessionSpec::new(name.clone(), env.options(&scenario).build().unwrap());
             match tree.start_session(spec).await {
                 Ok(handle) => {
                     let out = handle.ask(format!("hello from {name}")).await.unwrap();
-                    assert_eq!(out.final_text(), Some(format!("fake reply to: hello from {name}").as_str()));
+                    assert_eq!(
+                        out.final_text(),
+                        Some(format!("fake reply to: hello from {name}").as_str())
+                    );
                     tree.terminate_session(&name).await.unwrap();
                 }
                 Err(SupervisorError::TooManySessions { limit, .. }) => {
@@ -85,7 +113,11 @@ async fn fifty_sessions_started_and_terminated_concurrently_stay_within_the_limi
     }
     stop.store(true, Ordering::SeqCst);
     sampler.await.unwrap();
-    assert!(max_seen.load(Ordering::SeqCst) <= LIMIT, "at most {LIMIT} live, saw {}", max_seen.load(Ordering::SeqCst));
+    assert!(
+        max_seen.load(Ordering::SeqCst) <= LIMIT,
+        "at most {LIMIT} live, saw {}",
+        max_seen.load(Ordering::SeqCst)
+    );
     assert!(refused.load(Ordering::SeqCst) < 50, "some sessions ran");
     // The registry forgets names asynchronously when actors exit: wait (bounded) for it.
     for _ in 0..200 {
@@ -94,8 +126,15 @@ async fn fifty_sessions_started_and_terminated_concurrently_stay_within_the_limi
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert!(tree.list_sessions().is_empty(), "{:?}", tree.list_sessions());
-    assert!(tree.registry().list().is_empty(), "the registry and list_sessions() agree");
+    assert!(
+        tree.list_sessions().is_empty(),
+        "{:?}",
+        tree.list_sessions()
+    );
+    assert!(
+        tree.registry().list().is_empty(),
+        "the registry and list_sessions() agree"
+    );
     tree.shutdown().await;
     env.assert_all_gone().await;
 }

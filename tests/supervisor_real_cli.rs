@@ -11,21 +11,35 @@ use claude_testing::envs::{RealEnv, assert_group_gone};
 use claude_testing::fake_api::user_texts_of;
 
 async fn tree(env: &RealEnv, spec: SessionSpec) -> ClaudeSupervisor {
-    ClaudeSupervisor::builder().cli_path(env.cli_path()).session(spec).start().await.expect("tree starts")
+    ClaudeSupervisor::builder()
+        .cli_path(env.cli_path())
+        .session(spec)
+        .start()
+        .await
+        .expect("tree starts")
 }
 
 fn last_request_has(env: &RealEnv, texts: &[&str]) {
     let request = env.api.last_main_request().expect("a request");
     let sent = user_texts_of(&request);
     for t in texts {
-        assert!(sent.iter().any(|s| s.contains(t)), "`{t}` missing from the request's history: {sent:?}");
+        assert!(
+            sent.iter().any(|s| s.contains(t)),
+            "`{t}` missing from the request's history: {sent:?}"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_conversation_restarts_the_session_with_its_conversation() {
-    let Some(env) = RealEnv::start().await else { return };
-    let tree = tree(&env, SessionSpec::new("agent", env.options().build().unwrap())).await;
+    let Some(env) = RealEnv::start().await else {
+        return;
+    };
+    let tree = tree(
+        &env,
+        SessionSpec::new("agent", env.options().build().unwrap()),
+    )
+    .await;
     let mut events = tree.events();
     let agent = tree.session("agent").unwrap();
     agent.ask("my name is Ada").await.unwrap();
@@ -35,14 +49,22 @@ async fn kill_9_mid_conversation_restarts_the_session_with_its_conversation() {
 
     let turn = agent.query("SLOW tell me a story").await.unwrap();
     env.api
-        .wait_for_request(Duration::from_secs(30), |r| r.latest_user_text().is_some_and(|t| t.contains("SLOW")))
+        .wait_for_request(Duration::from_secs(30), |r| {
+            r.latest_user_text().is_some_and(|t| t.contains("SLOW"))
+        })
         .await
         .unwrap();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
 
     let err = turn.collect().await.unwrap_err();
     match &err {
-        SessionError::Exited { status, session, .. } => {
+        SessionError::Exited {
+            status, session, ..
+        } => {
             assert_eq!(status.signal(), Some(9), "{err}");
             assert_eq!(session, "agent");
         }
@@ -68,7 +90,9 @@ async fn kill_9_mid_conversation_restarts_the_session_with_its_conversation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_program_on_the_same_store_resumes_the_named_session() {
-    let Some(env) = RealEnv::start().await else { return };
+    let Some(env) = RealEnv::start().await else {
+        return;
+    };
     let store_dir = env.sandbox.root().join("store");
     let spec = || SessionSpec::new("assistant", env.options().build().unwrap());
 
@@ -97,19 +121,32 @@ async fn a_new_program_on_the_same_store_resumes_the_named_session() {
         .await
         .unwrap();
     let handle = second.session("assistant").unwrap();
-    assert_eq!(handle.session_id().as_deref(), Some(id.as_str()), "restored from the store");
+    assert_eq!(
+        handle.session_id().as_deref(),
+        Some(id.as_str()),
+        "restored from the store"
+    );
     let out = handle.ask("what was the secret word?").await.unwrap();
     assert!(!out.is_error(), "{:?}", out.result);
     assert_eq!(out.session_id(), id);
-    last_request_has(&env, &["the secret word is marmalade", "what was the secret word?"]);
-    assert!(handle.totals().cost_usd > cost, "cost totals carried over and grew");
+    last_request_has(
+        &env,
+        &["the secret word is marmalade", "what was the secret word?"],
+    );
+    assert!(
+        handle.totals().cost_usd > cost,
+        "cost totals carried over and grew"
+    );
     second.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_session_hibernates_and_the_next_query_resumes_it() {
-    let Some(env) = RealEnv::start().await else { return };
-    let spec = SessionSpec::new("sleepy", env.options().build().unwrap()).idle_timeout(Duration::from_millis(500));
+    let Some(env) = RealEnv::start().await else {
+        return;
+    };
+    let spec = SessionSpec::new("sleepy", env.options().build().unwrap())
+        .idle_timeout(Duration::from_millis(500));
     let tree = tree(&env, spec).await;
     let sleepy = tree.session("sleepy").unwrap();
     sleepy.ask("remember the number 42").await.unwrap();
@@ -139,9 +176,18 @@ async fn an_idle_session_hibernates_and_the_next_query_resumes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_session_works_on_a_live_session_and_health_reports_the_tree() {
-    let Some(env) = RealEnv::start().await else { return };
-    let tree = ClaudeSupervisor::builder().cli_path(env.cli_path()).start().await.unwrap();
-    let handle = tree.start_session(SessionSpec::new("live", env.options().build().unwrap())).await.unwrap();
+    let Some(env) = RealEnv::start().await else {
+        return;
+    };
+    let tree = ClaudeSupervisor::builder()
+        .cli_path(env.cli_path())
+        .start()
+        .await
+        .unwrap();
+    let handle = tree
+        .start_session(SessionSpec::new("live", env.options().build().unwrap()))
+        .await
+        .unwrap();
     handle.ask("note: the sky is green").await.unwrap();
     let old = handle.health().await.unwrap().pid.unwrap() as i32;
     tree.restart_session("live").await.unwrap();
@@ -149,7 +195,8 @@ async fn restart_session_works_on_a_live_session_and_health_reports_the_tree() {
     handle.ask("what colour is the sky?").await.unwrap();
     last_request_has(&env, &["note: the sky is green"]);
     assert!(matches!(
-        tree.start_session(SessionSpec::new("live", env.options().build().unwrap())).await,
+        tree.start_session(SessionSpec::new("live", env.options().build().unwrap()))
+            .await,
         Err(SupervisorError::AlreadyExists { .. })
     ));
     let health = tree.health().await;
@@ -160,6 +207,9 @@ async fn restart_session_works_on_a_live_session_and_health_reports_the_tree() {
     assert!(tree.ping("live").await.is_ok());
     tree.terminate_session("live").await.unwrap();
     assert!(tree.list_sessions().is_empty());
-    assert!(matches!(handle.ask("x").await, Err(SupervisorError::Unavailable { .. })));
+    assert!(matches!(
+        handle.ask("x").await,
+        Err(SupervisorError::Unavailable { .. })
+    ));
     tree.shutdown().await;
 }

@@ -32,12 +32,18 @@ impl Env {
             Some((api, Sandbox::new()?))
         };
         let cli = find_cli(None)?;
-        Ok(Env { cli, offline, scratch: tempfile::tempdir()? })
+        Ok(Env {
+            cli,
+            offline,
+            scratch: tempfile::tempdir()?,
+        })
     }
 
     /// Options for a session: offline, the safe sandboxed environment; online, the defaults.
     pub(crate) fn options(&self) -> ClaudeOptionsBuilder {
-        let Some((api, sandbox)) = &self.offline else { return ClaudeOptions::builder() };
+        let Some((api, sandbox)) = &self.offline else {
+            return ClaudeOptions::builder();
+        };
         let env = SafeEnv::new(sandbox, &api.base_url()).expect("safe environment");
         let mut builder = ClaudeOptions::builder().cwd(sandbox.work_dir());
         for (k, v) in env.vars() {

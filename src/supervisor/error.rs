@@ -48,7 +48,9 @@ pub enum SupervisorError {
         limit: usize,
     },
     /// The limit of sessions of a group is reached.
-    #[error("cannot start session `{name}`: group `{group}` already has its limit of {limit} sessions")]
+    #[error(
+        "cannot start session `{name}`: group `{group}` already has its limit of {limit} sessions"
+    )]
     GroupFull {
         /// The session that was refused.
         name: String,
@@ -58,7 +60,9 @@ pub enum SupervisorError {
         limit: usize,
     },
     /// Another session holds the lease on the conversation this one would resume.
-    #[error("session `{name}` cannot resume conversation {session_id}: session `{holder}` holds it")]
+    #[error(
+        "session `{name}` cannot resume conversation {session_id}: session `{holder}` holds it"
+    )]
     Leased {
         /// The session.
         name: String,

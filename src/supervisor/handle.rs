@@ -19,7 +19,9 @@ pub struct SessionHandle {
 
 impl std::fmt::Debug for SessionHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionHandle").field("name", &self.slot.name()).finish_non_exhaustive()
+        f.debug_struct("SessionHandle")
+            .field("name", &self.slot.name())
+            .finish_non_exhaustive()
     }
 }
 
@@ -50,7 +52,10 @@ impl SessionHandle {
 
     /// The generation of the running instance (1 for the first, +1 per restart or wake-up).
     pub fn generation(&self) -> Option<u64> {
-        self.shared.registry.lookup(self.name()).map(|r| r.generation)
+        self.shared
+            .registry
+            .lookup(self.name())
+            .map(|r| r.generation)
     }
 
     /// Wakes a hibernated session (starts a CLI that resumes its conversation).
@@ -61,9 +66,21 @@ impl SessionHandle {
         }
         let root = self.shared.root()?;
         root.restart_child(self.name()).await.map_err(|e| {
-            match self.slot.last_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                Some(source) => SupervisorError::Start { name: self.name().to_owned(), source },
-                None => SupervisorError::Tree { supervisor: self.shared.name.clone(), detail: e.to_string() },
+            match self
+                .slot
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                Some(source) => SupervisorError::Start {
+                    name: self.name().to_owned(),
+                    source,
+                },
+                None => SupervisorError::Tree {
+                    supervisor: self.shared.name.clone(),
+                    detail: e.to_string(),
+                },
             }
         })?;
         tracing::info!(session = self.name(), "woke from hibernation");
@@ -85,7 +102,10 @@ impl SessionHandle {
                     continue;
                 }
                 SlotState::Gone(reason) => {
-                    return Err(SupervisorError::Unavailable { name: self.name().to_owned(), reason });
+                    return Err(SupervisorError::Unavailable {
+                        name: self.name().to_owned(),
+                        reason,
+                    });
                 }
                 // Starting, or an instance that just died: its replacement is on the way.
                 SlotState::Starting | SlotState::Running(_) => {}

@@ -67,7 +67,10 @@ impl Slot {
     }
 
     pub(crate) fn idle_for(&self) -> Duration {
-        self.last_activity.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
+        self.last_activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
     }
 
     pub(crate) fn reported_state(&self) -> SessionState {

@@ -34,7 +34,14 @@ impl std::fmt::Debug for SessionSpec {
 impl SessionSpec {
     /// A permanent session called `name` running the CLI with `options`.
     pub fn new(name: impl Into<String>, options: ClaudeOptions) -> Self {
-        Self { name: name.into(), options, restart: RestartType::Permanent, idle_timeout: None, group: None, configure: None }
+        Self {
+            name: name.into(),
+            options,
+            restart: RestartType::Permanent,
+            idle_timeout: None,
+            group: None,
+            configure: None,
+        }
     }
 
     /// The session's name.
@@ -73,7 +80,10 @@ impl SessionSpec {
     }
 
     /// Adjusts the session's configuration (timeouts, queue, line limit, …) for every instance.
-    pub fn configure(mut self, f: impl Fn(SessionConfigBuilder) -> SessionConfigBuilder + Send + Sync + 'static) -> Self {
+    pub fn configure(
+        mut self,
+        f: impl Fn(SessionConfigBuilder) -> SessionConfigBuilder + Send + Sync + 'static,
+    ) -> Self {
         self.configure = Some(Arc::new(f));
         self
     }

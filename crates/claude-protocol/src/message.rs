@@ -137,7 +137,9 @@ impl Message {
         let type_value = map.remove("type");
         let body = Value::Object(map);
         let typed = Self::typed(&type_name, &body);
-        let Value::Object(mut map) = body else { unreachable!("built as an object above") };
+        let Value::Object(mut map) = body else {
+            unreachable!("built as an object above")
+        };
         if let Some(type_value) = type_value {
             map.insert("type".to_owned(), type_value);
         }

@@ -69,7 +69,9 @@ pub(crate) enum SessionMsg {
     CancelTurn(u64),
     Interrupt(oneshot::Sender<Result<bool, SessionError>>),
     Control {
-        body: ControlRequestBody,
+        // Boxed: the control bodies are large, and every message of the mailbox pays for the
+        // largest variant.
+        body: Box<ControlRequestBody>,
         reply: oneshot::Sender<Result<serde_json::Value, SessionError>>,
     },
     Health(oneshot::Sender<HealthSnapshot>),
@@ -267,9 +269,11 @@ impl State {
     /// Interrupts the running turn without waiting for the answer.
     fn interrupt_quietly(&self) {
         let _ = self.process.reader.send(ReaderCmd::Draining);
-        let _ = self
-            .process
-            .send_control(&self.ids, ControlRequestBody::Interrupt);
+        // The answer is not awaited: the turn's end (or the stall detector) settles it.
+        drop(
+            self.process
+                .send_control(&self.ids, ControlRequestBody::Interrupt),
+        );
     }
 
     fn fail_active(&mut self, error: SessionError) {
@@ -730,7 +734,7 @@ impl Actor for SessionActor {
             }
             SessionMsg::Control { body, reply } => {
                 let subtype = body.subtype().to_owned();
-                let answer = state.process.send_control(&state.ids, body);
+                let answer = state.process.send_control(&state.ids, *body);
                 let (session, timeout) = (state.name(), state.config.timeouts.control);
                 tokio::spawn(async move {
                     let _ = reply.send(await_control(session, &subtype, timeout, answer).await);
@@ -750,7 +754,11 @@ impl Actor for SessionActor {
                     state.turns_done += 1;
                     if let Some(active) = active {
                         active.span.in_scope(|| {
-                            tracing::debug!(is_error = end.is_error, cost_usd = cost.cost_usd, "turn finished")
+                            tracing::debug!(
+                                is_error = end.is_error,
+                                cost_usd = cost.cost_usd,
+                                "turn finished"
+                            )
                         });
                         if let Some(outcome) = active.outcome {
                             let _ = outcome.send(Ok(cost));

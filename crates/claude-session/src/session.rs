@@ -322,7 +322,10 @@ impl Session {
         &self,
         body: ControlRequestBody,
     ) -> impl Future<Output = Result<serde_json::Value, SessionError>> + Send + 'static {
-        let answer = self.ask(|reply| SessionMsg::Control { body, reply });
+        let answer = self.ask(|reply| SessionMsg::Control {
+            body: Box::new(body),
+            reply,
+        });
         async move { answer.await? }
     }
 

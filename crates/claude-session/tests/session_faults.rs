@@ -283,7 +283,10 @@ async fn a_cli_that_ignores_stdin_close_and_sigterm_is_killed_by_the_recipe() {
     // Turn 2 hangs: no output, closing stdin does not end it, SIGTERM is ignored.
     let mut started = session.events();
     let hung = session.query("two").await.unwrap();
-    while !matches!(started.recv().await.unwrap().kind, SessionEventKind::TurnStarted { turn: 2 }) {}
+    while !matches!(
+        started.recv().await.unwrap().kind,
+        SessionEventKind::TurnStarted { turn: 2 }
+    ) {}
     session.stop().await.unwrap();
     let err = hung.collect().await.unwrap_err();
     assert!(matches!(err, SessionError::Stopped { .. }), "{err:?}");

@@ -345,7 +345,9 @@ async fn ephemeral_query_dropped_mid_turn_leaves_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_block_prompts_with_an_image_reach_the_api() {
-    let Some(env) = RealEnv::start().await else { return };
+    let Some(env) = RealEnv::start().await else {
+        return;
+    };
     let session = env.session("image").await;
     let pid = pid_of(&session).await;
     // A 1x1 transparent PNG.
@@ -354,24 +356,51 @@ async fn content_block_prompts_with_an_image_reach_the_api() {
         claude_protocol::ContentBlock::text("describe this picture"),
         claude_protocol::ContentBlock::image_base64("image/png", png),
     ];
-    let out = session.query(prompt).await.unwrap().collect().await.unwrap();
+    let out = session
+        .query(prompt)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     assert!(!out.is_error(), "{:?}", out.result);
     let body = env.api.last_main_request().unwrap().body.to_string();
-    assert!(body.contains(png) && body.contains("describe this picture"), "the image reached the API");
+    assert!(
+        body.contains(png) && body.contains("describe this picture"),
+        "the image reached the API"
+    );
     stop_and_check(session, pid).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_deltas_stream_with_partial_messages() {
-    let Some(env) = RealEnv::start().await else { return };
-    let options = env.options().include_partial_messages(true).build().unwrap();
-    let session = claude_session::Session::start(env.config("deltas", options).build().unwrap()).await.unwrap();
+    let Some(env) = RealEnv::start().await else {
+        return;
+    };
+    let options = env
+        .options()
+        .include_partial_messages(true)
+        .build()
+        .unwrap();
+    let session = claude_session::Session::start(env.config("deltas", options).build().unwrap())
+        .await
+        .unwrap();
     let pid = pid_of(&session).await;
-    let deltas: Vec<String> =
-        session.query("SLOW stream me").await.unwrap().text_deltas().map(Result::unwrap).collect().await;
+    let deltas: Vec<String> = session
+        .query("SLOW stream me")
+        .await
+        .unwrap()
+        .text_deltas()
+        .map(Result::unwrap)
+        .collect()
+        .await;
     assert!(deltas.len() > 1, "several pieces: {deltas:?}");
     assert_eq!(deltas.concat(), "mock reply to: SLOW stream me");
     let usage = session.context_usage().await.unwrap();
-    assert!(usage.total_tokens.unwrap_or(0) > 0 && usage.max_tokens.unwrap_or(0) > 0, "{:?}", usage.raw);
+    assert!(
+        usage.total_tokens.unwrap_or(0) > 0 && usage.max_tokens.unwrap_or(0) > 0,
+        "{:?}",
+        usage.raw
+    );
     stop_and_check(session, pid).await;
 }

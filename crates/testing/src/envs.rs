@@ -154,7 +154,10 @@ pub fn processes_in(dir: &Path) -> Vec<i32> {
     procs::list()
         .into_iter()
         .filter(|p| !p.is_zombie())
-        .filter(|p| std::fs::read_link(format!("/proc/{}/cwd", p.pid)).is_ok_and(|cwd| cwd.starts_with(&dir)))
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{}/cwd", p.pid))
+                .is_ok_and(|cwd| cwd.starts_with(&dir))
+        })
         .map(|p| p.pid)
         .collect()
 }

@@ -382,10 +382,9 @@ impl Reader {
     /// A turn is over once its `result` has reached the caller (or nobody is listening): only
     /// then may the actor write the next one.
     fn finish_turn_if_delivered(&mut self) {
-        let done = self
-            .turn
-            .as_ref()
-            .is_some_and(|t| t.end.is_some() && (t.sink.is_none() || (t.backlog.is_empty() && t.batch.is_empty())));
+        let done = self.turn.as_ref().is_some_and(|t| {
+            t.end.is_some() && (t.sink.is_none() || (t.backlog.is_empty() && t.batch.is_empty()))
+        });
         if done && let Some(t) = self.turn.take() {
             if let Some(end) = t.end {
                 let _ = self

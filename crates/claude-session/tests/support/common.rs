@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use claude_protocol::ClaudeOptions;
 use claude_session::{HealthSnapshot, Session, SessionConfig, SessionConfigBuilder};
-use claude_testing::fake_claude::Scenario;
 pub use claude_testing::envs::{RealEnv, assert_group_gone, processes_in};
+use claude_testing::fake_claude::Scenario;
 use claude_testing::procs;
 
 pub trait RealEnvExt {
@@ -17,12 +17,17 @@ pub trait RealEnvExt {
 
 impl RealEnvExt for RealEnv {
     fn config(&self, name: &str, options: ClaudeOptions) -> SessionConfigBuilder {
-        SessionConfig::builder(name, self.cli_path()).options(options).init_timeout("60s").control_timeout("20s")
+        SessionConfig::builder(name, self.cli_path())
+            .options(options)
+            .init_timeout("60s")
+            .control_timeout("20s")
     }
 
     async fn session(&self, name: &str) -> Session {
         let options = self.options().build().expect("options");
-        Session::start(self.config(name, options).build().expect("config")).await.expect("session starts")
+        Session::start(self.config(name, options).build().expect("config"))
+            .await
+            .expect("session starts")
     }
 }
 
@@ -43,11 +48,16 @@ impl FakeEnv {
 
     pub fn config(&self, name: &str, scenario: &Scenario) -> SessionConfigBuilder {
         let options = self.options(scenario).build().expect("options");
-        SessionConfig::builder(name, self.cli_path()).options(options).init_timeout("20s").control_timeout("5s")
+        SessionConfig::builder(name, self.cli_path())
+            .options(options)
+            .init_timeout("20s")
+            .control_timeout("5s")
     }
 
     pub async fn session(&self, name: &str, scenario: &Scenario) -> Session {
-        Session::start(self.config(name, scenario).build().expect("config")).await.expect("session starts")
+        Session::start(self.config(name, scenario).build().expect("config"))
+            .await
+            .expect("session starts")
     }
 }
 
@@ -66,7 +76,11 @@ pub async fn stop_and_check(session: Session, pid: i32) {
 /// Waits (bounded) until a process runs in `dir`, and returns the process groups found there.
 pub async fn groups_running_in(dir: &std::path::Path) -> Vec<i32> {
     for _ in 0..600 {
-        let mut groups: Vec<i32> = processes_in(dir).into_iter().filter_map(procs::info).map(|p| p.pgid).collect();
+        let mut groups: Vec<i32> = processes_in(dir)
+            .into_iter()
+            .filter_map(procs::info)
+            .map(|p| p.pgid)
+            .collect();
         if !groups.is_empty() {
             groups.sort_unstable();
             groups.dedup();
