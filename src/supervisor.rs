@@ -291,9 +291,11 @@ async fn start_instance(
 
     let resume = slot.ledger.session_id();
     if let Some(id) = &resume {
-        shared
-            .acquire_lease(id, &name)
-            .map_err(StartError::from_error)?;
+        if let Err(leased) = shared.acquire_lease(id, &name) {
+            let start_error = StartError::new(leased.to_string());
+            slot.set_start_error(leased);
+            return Err(start_error);
+        }
     }
     let mut options = slot.spec.options.clone();
     if let Some(id) = &resume {
@@ -330,7 +332,10 @@ async fn start_instance(
                 },
             );
             let start_error = StartError::new(error.to_string());
-            *slot.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+            slot.set_start_error(SupervisorError::Start {
+                name: name.clone(),
+                source: error,
+            });
             return Err(start_error);
         }
     };
@@ -425,7 +430,10 @@ async fn watch_idle(shared: Weak<Shared>, slot: Weak<Slot>, idle: Duration) {
         if slot.idle_for() < idle || slot.current().is_none() {
             continue;
         }
-        slot.state.send_replace(SlotState::Hibernated);
+        // The replaced state holds the instance's last handle: keep it until the supervisor has
+        // stopped the child, or dropping it would stop the actor behind the supervisor's back
+        // (an exit it did not cause, hence a restart).
+        let _instance = slot.state.send_replace(SlotState::Hibernated);
         if let Ok(root) = shared.root() {
             if let Err(e) = root.terminate_child(slot.name()).await {
                 tracing::warn!(session = slot.name(), error = %e, "could not hibernate");
@@ -600,15 +608,9 @@ impl ClaudeSupervisorBuilder {
             Ok(root) => root,
             Err(e) => {
                 // The session that failed left its error in its slot.
-                let failed = shared.slots.iter().find_map(|s| {
-                    s.last_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .take()
-                        .map(|err| (s.key().clone(), err))
-                });
+                let failed = shared.slots.iter().find_map(|s| s.take_start_error());
                 return Err(match failed {
-                    Some((name, source)) => SupervisorError::Start { name, source },
+                    Some(error) => error,
                     None => tree(e.to_string()),
                 });
             }
@@ -761,13 +763,8 @@ impl ClaudeSupervisor {
         let spec = child_spec(shared, &slot)?;
         if let Err(e) = self.inner.root.start_child(spec).await {
             shared.slots.remove(&name);
-            let error = slot
-                .last_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            return Err(match error {
-                Some(source) => SupervisorError::Start { name, source },
+            return Err(match slot.take_start_error() {
+                Some(error) => error,
                 None => SupervisorError::Tree {
                     supervisor: shared.name.clone(),
                     detail: e.to_string(),
@@ -795,7 +792,9 @@ impl ClaudeSupervisor {
             .remove(name)
             .ok_or_else(|| SupervisorError::NotFound { name: name.into() })?;
         let _wake = slot.wake.lock().await;
-        slot.state
+        // Held until the supervisor has stopped the child (see `watch_idle`).
+        let _instance = slot
+            .state
             .send_replace(SlotState::Gone("terminated".into()));
         let tree = |e: supervision::ChildError| SupervisorError::Tree {
             supervisor: shared.name.clone(),
@@ -845,7 +844,8 @@ impl ClaudeSupervisor {
         {
             let _wake = slot.wake.lock().await;
             if !matches!(*slot.state.borrow(), SlotState::Hibernated) {
-                slot.state.send_replace(SlotState::Hibernated);
+                // Held until the supervisor has stopped the child (see `watch_idle`).
+                let _instance = slot.state.send_replace(SlotState::Hibernated);
                 match self.inner.root.terminate_child(name).await {
                     Ok(()) | Err(supervision::ChildError::NotFound { .. }) => {}
                     Err(e) => {

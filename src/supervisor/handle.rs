@@ -66,17 +66,8 @@ impl SessionHandle {
         }
         let root = self.shared.root()?;
         root.restart_child(self.name()).await.map_err(|e| {
-            match self
-                .slot
-                .last_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-            {
-                Some(source) => SupervisorError::Start {
-                    name: self.name().to_owned(),
-                    source,
-                },
+            match self.slot.take_start_error() {
+                Some(error) => error,
                 None => SupervisorError::Tree {
                     supervisor: self.shared.name.clone(),
                     detail: e.to_string(),

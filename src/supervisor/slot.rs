@@ -47,7 +47,7 @@ pub(crate) struct Slot {
     pub(crate) last_pgid: Mutex<Option<i32>>,
     pub(crate) last_activity: Mutex<Instant>,
     /// The error of the newest failed start, for the caller of `start_session`.
-    pub(crate) last_error: Mutex<Option<claude_session::SessionError>>,
+    pub(crate) last_error: Mutex<Option<super::SupervisorError>>,
     pub(crate) created_at_ms: u64,
     /// Serialises hibernation, wake-ups and restarts of the session.
     pub(crate) wake: tokio::sync::Mutex<()>,
@@ -81,6 +81,15 @@ impl Slot {
             SlotState::Hibernated => SessionState::Hibernated,
             SlotState::Gone(_) => SessionState::Gone,
         }
+    }
+
+    /// The typed error of the newest failed start, for whoever asked for that start.
+    pub(crate) fn take_start_error(&self) -> Option<super::SupervisorError> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    pub(crate) fn set_start_error(&self, error: super::SupervisorError) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
     }
 
     pub(crate) fn current(&self) -> Option<Session> {

@@ -35,7 +35,8 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // The last handle is gone: nobody can reach the session any more, so it stops (by the
         // full shutdown recipe, in the actor's `post_stop`).
-        self.actor.stop(Some("handle dropped".into()));
+        // A normal exit in OTP terms (`shutdown:…`): the owner let go of the session.
+        self.actor.stop(Some("shutdown:handle dropped".into()));
     }
 }
 
