@@ -191,3 +191,27 @@ async fn health_dropped_changes_nothing() {
     assert_eq!(out.final_text(), Some("fake reply to: fine"));
     stop_and_check(session, pid).await;
 }
+
+/// `Session::set_model` (like every control call): sent on the first poll; dropped unpolled it
+/// sends nothing, dropped after the first poll it is still delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_calls_are_sent_on_first_poll_and_survive_being_dropped_after() {
+    let env = FakeEnv::new();
+    let session = env.session("drop-control", &Scenario::new()).await;
+    let pid = pid_of(&session).await;
+    drop(session.set_model(Some("never-sent")));
+    let mut polled = Box::pin(session.set_model(Some("sent-once")));
+    assert!(futures::poll!(polled.as_mut()).is_pending());
+    drop(polled);
+    // A turn after them: by its end the CLI has read every earlier line.
+    session.query("sync").await.unwrap().collect().await.unwrap();
+    let models: Vec<String> = claude_testing::fake_claude::Recording::read(&env.path("record"))
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.stdin_json())
+        .filter(|v| v["type"] == "control_request" && v["request"]["subtype"] == "set_model")
+        .filter_map(|v| v["request"]["model"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(models, ["sent-once"]);
+    stop_and_check(session, pid).await;
+}
