@@ -62,7 +62,10 @@ async fn a_cli_that_always_crashes_melts_the_tree_down_and_callers_hear_of_it() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_sessions_started_and_terminated_concurrently_stay_within_the_limit() {
     const LIMIT: usize = 8;
-    let _ = tracing_subscriber::fmt().with_env_filter("supervision=debug,claude_supervisor=info,claude_session=warn").with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("supervision=debug,claude_supervisor=info,claude_session=warn")
+        .with_test_writer()
+        .try_init();
     let env = Arc::new(FakeEnv::new());
     let scenario = Scenario::new().default_turn(Turn::echo().slow(3, 20));
     let tree = ClaudeSupervisor::builder()
@@ -146,17 +149,31 @@ async fn fifty_sessions_started_and_terminated_concurrently_stay_within_the_limi
 async fn a_group_limit_refuses_the_extra_session_of_that_group_only() {
     let env = FakeEnv::new();
     let options = || env.options(&Scenario::new()).build().unwrap();
-    let tree = ClaudeSupervisor::builder().cli_path(env.cli_path()).max_sessions_per_group(1).start().await.unwrap();
-    tree.start_session(SessionSpec::new("a", options()).group("tenant-1")).await.unwrap();
-    match tree.start_session(SessionSpec::new("b", options()).group("tenant-1")).await {
+    let tree = ClaudeSupervisor::builder()
+        .cli_path(env.cli_path())
+        .max_sessions_per_group(1)
+        .start()
+        .await
+        .unwrap();
+    tree.start_session(SessionSpec::new("a", options()).group("tenant-1"))
+        .await
+        .unwrap();
+    match tree
+        .start_session(SessionSpec::new("b", options()).group("tenant-1"))
+        .await
+    {
         Err(SupervisorError::GroupFull { name, group, limit }) => {
             assert_eq!((name.as_str(), group.as_str(), limit), ("b", "tenant-1", 1));
         }
         other => panic!("expected GroupFull, got {other:?}"),
     }
-    tree.start_session(SessionSpec::new("c", options()).group("tenant-2")).await.unwrap();
+    tree.start_session(SessionSpec::new("c", options()).group("tenant-2"))
+        .await
+        .unwrap();
     tree.terminate_session("a").await.unwrap();
-    tree.start_session(SessionSpec::new("b", options()).group("tenant-1")).await.unwrap();
+    tree.start_session(SessionSpec::new("b", options()).group("tenant-1"))
+        .await
+        .unwrap();
     let names: Vec<_> = tree.list_sessions().into_iter().map(|s| s.name).collect();
     assert_eq!(names, ["b", "c"]);
     tree.shutdown().await;
@@ -170,23 +187,45 @@ async fn two_sessions_never_resume_the_same_conversation_at_once() {
     for name in ["first", "second"] {
         let mut record = claude_supervisor::SessionRecord::new(name, "fp");
         record.session_id = Some("0b7c3a52-9f0e-4d2b-8a51-3f1e2d4c5b6a".into());
-        claude_supervisor::SessionStore::save(&store, &record).await.unwrap();
+        claude_supervisor::SessionStore::save(&store, &record)
+            .await
+            .unwrap();
     }
     let options = || env.options(&Scenario::new()).build().unwrap();
-    let tree = ClaudeSupervisor::builder().cli_path(env.cli_path()).store(store).start().await.unwrap();
-    tree.start_session(SessionSpec::new("first", options())).await.unwrap();
-    match tree.start_session(SessionSpec::new("second", options())).await {
-        Err(SupervisorError::Leased { name, session_id, holder }) => {
+    let tree = ClaudeSupervisor::builder()
+        .cli_path(env.cli_path())
+        .store(store)
+        .start()
+        .await
+        .unwrap();
+    tree.start_session(SessionSpec::new("first", options()))
+        .await
+        .unwrap();
+    match tree
+        .start_session(SessionSpec::new("second", options()))
+        .await
+    {
+        Err(SupervisorError::Leased {
+            name,
+            session_id,
+            holder,
+        }) => {
             assert_eq!(name, "second");
             assert_eq!(holder, "first");
             assert_eq!(session_id, "0b7c3a52-9f0e-4d2b-8a51-3f1e2d4c5b6a");
         }
         other => panic!("expected Leased, got {other:?}"),
     }
-    assert_eq!(tree.list_sessions().len(), 1, "the refused session left nothing behind");
+    assert_eq!(
+        tree.list_sessions().len(),
+        1,
+        "the refused session left nothing behind"
+    );
     // Once the holder is gone, the conversation is free.
     tree.terminate_session("first").await.unwrap();
-    tree.start_session(SessionSpec::new("second", options())).await.unwrap();
+    tree.start_session(SessionSpec::new("second", options()))
+        .await
+        .unwrap();
     tree.shutdown().await;
     env.assert_all_gone().await;
 }
@@ -213,7 +252,13 @@ async fn each_session_can_get_its_own_config_dir() {
         .map(|r| r.env["CLAUDE_CONFIG_DIR"].clone())
         .collect();
     dirs.sort();
-    assert_eq!(dirs, [root.join("coder").display().to_string(), root.join("planner").display().to_string()]);
+    assert_eq!(
+        dirs,
+        [
+            root.join("coder").display().to_string(),
+            root.join("planner").display().to_string()
+        ]
+    );
     tree.shutdown().await;
     env.assert_all_gone().await;
 }

@@ -65,15 +65,15 @@ impl SessionHandle {
             return Ok(());
         }
         let root = self.shared.root()?;
-        root.restart_child(self.name()).await.map_err(|e| {
-            match self.slot.take_start_error() {
+        root.restart_child(self.name())
+            .await
+            .map_err(|e| match self.slot.take_start_error() {
                 Some(error) => error,
                 None => SupervisorError::Tree {
                     supervisor: self.shared.name.clone(),
                     detail: e.to_string(),
                 },
-            }
-        })?;
+            })?;
         tracing::info!(session = self.name(), "woke from hibernation");
         Ok(())
     }

@@ -85,7 +85,10 @@ impl Slot {
 
     /// The typed error of the newest failed start, for whoever asked for that start.
     pub(crate) fn take_start_error(&self) -> Option<super::SupervisorError> {
-        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     pub(crate) fn set_start_error(&self, error: super::SupervisorError) {

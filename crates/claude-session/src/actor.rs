@@ -348,6 +348,12 @@ impl State {
             return;
         }
         let Some(stall) = timeouts.stall else { return };
+        // While one of our callbacks runs (a permission asked of a person, say) the CLI waits on
+        // us: silence is not a stall. The callback's own deadline bounds the wait.
+        if self.process.incoming.in_flight() {
+            self.process.activity.touch();
+            return;
+        }
         let Some(active) = self.active.as_mut() else {
             return;
         };

@@ -129,6 +129,15 @@ impl IncomingRequests {
         }
     }
 
+    /// Whether a handler is running: the CLI is waiting on us, not stalled.
+    pub(crate) fn in_flight(&self) -> bool {
+        !self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
     /// Aborts every running handler (the process is gone; nobody is left to answer).
     pub(crate) fn abort_all(&self) {
         for (_, task) in self

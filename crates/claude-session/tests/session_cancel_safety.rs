@@ -204,7 +204,13 @@ async fn control_calls_are_sent_on_first_poll_and_survive_being_dropped_after() 
     assert!(futures::poll!(polled.as_mut()).is_pending());
     drop(polled);
     // A turn after them: by its end the CLI has read every earlier line.
-    session.query("sync").await.unwrap().collect().await.unwrap();
+    session
+        .query("sync")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
     let models: Vec<String> = claude_testing::fake_claude::Recording::read(&env.path("record"))
         .unwrap()
         .iter()

@@ -338,3 +338,38 @@ async fn a_full_queue_rejects_with_a_typed_error() {
         .unwrap();
     stop_and_check(session, pid).await;
 }
+
+/// A turn that waits on one of our callbacks is not stalled, however long the callback takes
+/// (its own deadline bounds it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_permission_callback_does_not_trip_the_stall_detector() {
+    use claude_session::{Callbacks, Permission};
+    let env = FakeEnv::new();
+    let scenario = Scenario::new().turn(Turn::tool("echo approved"));
+    let callbacks = Callbacks::builder()
+        .can_use_tool(|_req| async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            Ok(Permission::allow())
+        })
+        .build();
+    let options = env.options(&scenario).build().unwrap();
+    let config = claude_session::SessionConfig::builder("slow-approval", env.cli_path())
+        .options(options)
+        .callbacks(callbacks)
+        .stall_timeout("300ms")
+        .control_timeout("300ms")
+        .build()
+        .unwrap();
+    let session = Session::start(config).await.unwrap();
+    let pid = pid_of(&session).await;
+    let out = session
+        .query("run it")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert!(!out.is_error(), "{:?}", out.result);
+    assert_eq!(out.tool_calls().len(), 1);
+    stop_and_check(session, pid).await;
+}
