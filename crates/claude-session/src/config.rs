@@ -30,7 +30,8 @@ pub struct Timeouts {
     /// A whole turn, from dispatch to its `result`; `None`: no limit (the default).
     pub turn: Option<Duration>,
     /// A busy session that receives no frame for this long is interrupted, and failed if the
-    /// interrupt does not end the turn within `interrupt`; `None`: no stall detection.
+    /// interrupt does not end the turn within `control`; `None`: no stall detection. Time spent
+    /// waiting on one of our callbacks does not count.
     pub stall: Option<Duration>,
     /// How long an interrupt (or any control request) may take to be answered.
     pub control: Duration,
@@ -233,7 +234,8 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Silence after which a busy session is interrupted, then failed (default 5 min).
+    /// Silence after which a busy session is interrupted, then failed (default 5 min). Time the
+    /// CLI spends waiting on one of our callbacks (a permission, a hook) is not silence.
     pub fn stall_timeout(mut self, value: impl IntoDuration) -> Self {
         if let Some(d) = self.duration("stall_timeout", value) {
             self.config.timeouts.stall = Some(d);
@@ -300,8 +302,10 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// How many frames a turn's stream buffers before the session waits for its reader
-    /// (default 256). A slow reader slows its own session, never another.
+    /// About how many frames a turn's stream buffers before the session waits for its reader
+    /// (default 256). Frames travel in batches of up to 64 (one hand-off per batch, not per
+    /// frame), so the bound is rounded up to whole batches. A slow reader slows its own session,
+    /// never another.
     pub fn stream_buffer(mut self, frames: usize) -> Self {
         if frames == 0 {
             self.fail("stream_buffer", "must be greater than zero");
