@@ -33,8 +33,8 @@
 //!   per-turn cost computed from the CLI's cumulative totals live in a [`SessionLedger`] that a
 //!   restarted instance can share, so totals continue instead of resetting or double counting.
 //! - **Observability** — [`Session::health`] returns a serde [`HealthSnapshot`];
-//!   [`Session::events`] subscribes to typed [`SessionEvent`]s; `tracing` spans cover each
-//!   session's I/O tasks.
+//!   [`Session::events`] subscribes to typed [`SessionEvent`]s; `tracing` spans cover each turn and
+//!   each session's I/O tasks.
 //!
 //! For one-shot work, [`query`] starts a session, runs one prompt and stops it.
 //!
