@@ -112,11 +112,6 @@ impl SessionConfig {
         &self.options
     }
 
-    /// Replaces the CLI options (a supervisor sets `resume` this way before a restart).
-    pub fn set_options(&mut self, options: ClaudeOptions) {
-        self.options = options;
-    }
-
     /// The ledger shared by every instance of this session (session id, cost totals).
     pub fn ledger(&self) -> &SessionLedger {
         &self.ledger
