@@ -16,8 +16,14 @@ e2e:
 install-cli:
     bash scripts/install-claude-cli.sh
 
-# Benchmarks (release builds; they print their figures).
+# The I/O-path benchmark against the floor, the emitter's ceiling and the Python and Rust SDKs:
+# writes docs/perf/io.json, docs/perf/io.svg and its section of docs/performance.md
+# (BENCH_QUICK=1 for a smoke run under target/bench-io/).
 bench:
+    bash scripts/bench.sh
+
+# Every benchmark of the workspace (release builds; they print their figures).
+bench-all:
     cargo bench --workspace
 
 # Formatting and lints, as CI runs them.
@@ -28,3 +34,15 @@ lint:
 # What CI runs.
 ci:
     bash .ci/run
+
+# The main job: the agent server on the CI reviewer config, sent diffs over HTTP.
+run:
+    bash scripts/run.sh
+
+# The server on a config of yours (or the embedded defaults).
+serve *ARGS:
+    cargo run -p claude-supervisor-server --bin claude-supervisor -- serve {{ARGS}}
+
+# The HTTP API fuzzed with Schemathesis against its OpenAPI document.
+fuzz:
+    bash scripts/api-fuzz.sh

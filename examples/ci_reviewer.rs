@@ -38,11 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .ask(format!("Review diff #{}:\n{diff}", i + 1))
             .await?;
         let cost = review.cost.map_or(0.0, |c| c.cost_usd);
-        println!(
-            "review #{} (${cost:.4}): {}",
-            i + 1,
-            review.final_text().unwrap_or(&review.text())
-        );
+        println!("review #{} (${cost:.4}): {}", i + 1, review.text());
     }
 
     let health = tree.health().await;

@@ -3,16 +3,13 @@
 #[path = "support/env.rs"]
 mod support;
 
-use claude_supervisor::session::{SessionConfig, query};
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let env = support::Env::new().await?;
-    let config = SessionConfig::builder("one-shot", &env.cli)
-        .options(env.options().build()?)
-        .build()?;
-    let out = query("In one sentence: what is a supervision tree?", config).await?;
-    println!("{}", out.final_text().unwrap_or(&out.text()));
+    let agent = env.agent("one-shot");
+    let out = claude_supervisor::query_with("In one sentence: what is a supervision tree?", &agent)
+        .await?;
+    println!("{}", out.text());
     println!(
         "cost: ${:.4}; the session and its CLI are gone",
         out.cost.map_or(0.0, |c| c.cost_usd)

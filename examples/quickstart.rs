@@ -7,8 +7,8 @@
 //! Run it with `bash scripts/run.sh` (which installs the pinned CLI first), or
 //! `cargo run --example quickstart` when a CLI is already installed.
 
-use claude_supervisor::protocol::{ClaudeOptions, find_cli};
-use claude_supervisor::session::{Session, SessionConfig};
+use claude_supervisor::{ClaudeOptions, find_cli};
+use claude_supervisor::{Session, SessionConfig};
 use claude_testing::fake_api::FakeApi;
 use claude_testing::real_cli::{SafeEnv, Sandbox};
 
@@ -58,7 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "Summarise what I just asked, in five words.",
     ] {
         let out = session.query(prompt).await?.collect().await?;
-        println!("> {prompt}\n< {}", out.final_text().unwrap_or(&out.text()));
+        println!("> {prompt}\n< {}", out.text());
     }
 
     let health = session.health().await?;

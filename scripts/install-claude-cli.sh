@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# Installs the pinned Claude Code CLI for the real-CLI tests, outside the repository.
+# Installs a Claude Code CLI for the real-CLI tests, outside the repository.
 #
-#   scripts/install-claude-cli.sh
+#   scripts/install-claude-cli.sh            # the pinned version
+#   scripts/install-claude-cli.sh 2.1.332    # an exact version
+#   scripts/install-claude-cli.sh latest     # the newest release on the npm registry
 #
 # Installs @anthropic-ai/claude-code@$VERSION with npm into
 #   ${CLAUDE_SUPERVISOR_CACHE:-$HOME/.cache/claude-supervisor}/cli-$VERSION
 # and reuses that install when its binary already reports $VERSION. The binary's path is the
 # last line of stdout (tests find it there by default; or export CLAUDE_REAL_CLI=<that path>).
 # Progress and errors go to stderr. Idempotent.
+#
+# Exit status: 0 installed (or already there); 1 any failure; 3 `latest` was asked for but the
+# npm registry could not be reached to resolve it (CI skips that run, loudly, on 3).
 set -euo pipefail
 
-VERSION="2.1.329"
-PACKAGE="@anthropic-ai/claude-code@${VERSION}"
+# The pinned version. It must equal `claude_protocol::SUPPORTED_CLI.pinned`; the test
+# crates/testing/tests/cli_versions_agree.rs fails when the two drift apart.
+PINNED_VERSION="2.1.329"
+NPM_PACKAGE="@anthropic-ai/claude-code"
 
 die() {
     echo "install-claude-cli: error: $*" >&2
@@ -20,6 +27,21 @@ die() {
 say() {
     echo "install-claude-cli: $*" >&2
 }
+
+[ "$#" -le 1 ] || die "usage: $0 [VERSION|latest] (got $# arguments)"
+REQUESTED="${1:-$PINNED_VERSION}"
+if [ "$REQUESTED" = "latest" ]; then
+    command -v npm >/dev/null 2>&1 || die "npm not found; install Node.js (20 or newer) with npm, then run this again"
+    if ! VERSION="$(timeout 60 npm view "$NPM_PACKAGE" version 2>/dev/null)" || [ -z "$VERSION" ]; then
+        echo "install-claude-cli: error: cannot resolve 'latest': the npm registry did not answer \`npm view $NPM_PACKAGE version\`" >&2
+        exit 3
+    fi
+    say "latest $NPM_PACKAGE on the registry is $VERSION"
+else
+    VERSION="$REQUESTED"
+fi
+[[ "$VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "not a version (expected X.Y.Z or latest): '$VERSION'"
+PACKAGE="$NPM_PACKAGE@${VERSION}"
 
 case "$(uname -s)-$(uname -m)" in
     Linux-x86_64) PLATFORM="linux-x64" ;;

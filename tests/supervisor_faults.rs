@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use claude_supervisor::{ClaudeSupervisor, SessionSpec, SupervisorError};
+use claude_supervisor::{ClaudeSupervisor, SessionSpec, SupervisorError, SupervisorEventKind};
 use claude_testing::envs::FakeEnv;
 use claude_testing::fake_claude::{Fault, FaultRule, Scenario, Turn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cli_that_always_crashes_melts_the_tree_down_and_callers_hear_of_it() {
+async fn a_cli_that_always_crashes_fails_its_session_only_and_callers_hear_of_it() {
     let env = FakeEnv::new();
     // Every process crashes in its first turn; every restart fails before init.
     let mut scenario = Scenario::new().fault_on_turn(1, Fault::crash_mid_turn(3, "boom"));
@@ -23,32 +23,46 @@ async fn a_cli_that_always_crashes_melts_the_tree_down_and_callers_hear_of_it() 
     }
     let tree = ClaudeSupervisor::builder()
         .cli_path(env.cli_path())
-        .session(SessionSpec::new(
-            "doomed",
-            env.options(&scenario).build().unwrap(),
-        ))
+        .session(
+            SessionSpec::new("doomed", env.options(&scenario).build().unwrap())
+                .intensity(3, Duration::from_secs(5)),
+        )
         .start()
         .await
         .unwrap();
+    let mut events = tree.events();
     let doomed = tree.session("doomed").unwrap();
     let err = doomed.ask("hello").await.unwrap_err();
     assert!(
-        matches!(&err, SupervisorError::Session(e) if e.exit_status().and_then(|s| s.code()) == Some(3)),
+        err.session_error()
+            .and_then(|e| e.exit_status())
+            .and_then(|s| s.code())
+            == Some(3),
         "{err:?}"
     );
-
-    let reason = tokio::time::timeout(Duration::from_secs(60), tree.wait())
-        .await
-        .expect("the tree exits");
-    assert!(reason.contains("reached max restart intensity"), "{reason}");
-    match doomed.ask("again").await {
-        Err(SupervisorError::Unavailable { reason, .. }) => {
-            assert!(reason.contains("melted down"), "{reason}")
+    let reason = loop {
+        let event = tokio::time::timeout(Duration::from_secs(60), events.recv())
+            .await
+            .expect("the session fails")
+            .unwrap();
+        if let SupervisorEventKind::Failed { reason } = event.kind {
+            break reason;
         }
-        other => panic!("expected Unavailable, got {other:?}"),
+    };
+    assert!(reason.contains("restart intensity"), "{reason}");
+    assert!(
+        reason.contains("still broken"),
+        "the last error is named: {reason}"
+    );
+    match doomed.ask("again").await {
+        Err(SupervisorError::Failed { reason, .. }) => {
+            assert!(reason.contains("restart intensity"), "{reason}")
+        }
+        other => panic!("expected Failed, got {other:?}"),
     }
     let health = tree.health().await;
-    assert_eq!(health.meltdowns, 1);
+    assert_eq!((health.failed, health.total), (1, 1));
+    assert!(health.down.is_none(), "the tree is still up");
     // Intensity 3: the crash plus restart attempts until the fourth restart in the window.
     assert_eq!(
         env.pids().len(),
@@ -56,6 +70,7 @@ async fn a_cli_that_always_crashes_melts_the_tree_down_and_callers_hear_of_it() 
         "one process, then 3 failed restart attempts: {:?}",
         env.pids()
     );
+    tree.shutdown().await;
     env.assert_all_gone().await;
 }
 
@@ -81,7 +96,7 @@ async fn fifty_sessions_started_and_terminated_concurrently_stay_within_the_limi
         let (tree, stop, max_seen) = (tree.clone(), stop.clone(), max_seen.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
-                let live = tree.list_sessions().len().max(tree.registry().list().len());
+                let live = tree.list_sessions().len();
                 max_seen.fetch_max(live, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -123,21 +138,10 @@ async fn fifty_sessions_started_and_terminated_concurrently_stay_within_the_limi
         max_seen.load(Ordering::SeqCst)
     );
     assert!(refused.load(Ordering::SeqCst) < 50, "some sessions ran");
-    // The registry forgets names asynchronously when actors exit: wait (bounded) for it.
-    for _ in 0..200 {
-        if tree.registry().list().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
     assert!(
         tree.list_sessions().is_empty(),
         "{:?}",
         tree.list_sessions()
-    );
-    assert!(
-        tree.registry().list().is_empty(),
-        "the registry and list_sessions() agree"
     );
     // Every exit was one the tree caused itself (terminate): none may count as a restart.
     assert_eq!(tree.health().await.restarts, 0, "no session was restarted");

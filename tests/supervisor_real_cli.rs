@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use claude_supervisor::session::SessionError;
+use claude_supervisor::SessionError;
 use claude_supervisor::{
     ClaudeSupervisor, FileStore, SessionSpec, SessionState, SupervisorError, SupervisorEventKind,
 };
@@ -211,5 +211,32 @@ async fn restart_session_works_on_a_live_session_and_health_reports_the_tree() {
         handle.ask("x").await,
         Err(SupervisorError::Unavailable { .. })
     ));
+    tree.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_sent_as_the_cli_is_killed_is_answered_with_the_conversation() {
+    let Some(env) = RealEnv::start().await else {
+        return;
+    };
+    let tree = tree(
+        &env,
+        SessionSpec::new("agent", env.options().build().unwrap()),
+    )
+    .await;
+    let agent = tree.session("agent").unwrap();
+    agent.ask("my name is Grace").await.unwrap();
+    let pid = agent.health().await.unwrap().pid.unwrap() as i32;
+    // The query goes out at the same moment as the SIGKILL: it must reach the new instance.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = agent.ask("what is my name?").await.unwrap();
+    assert!(!out.is_error(), "{:?}", out.result);
+    last_request_has(&env, &["my name is Grace", "what is my name?"]);
+    assert_eq!(agent.generation(), Some(2));
+    assert_group_gone(pid).await;
     tree.shutdown().await;
 }

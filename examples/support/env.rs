@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use claude_supervisor::protocol::{ClaudeOptions, ClaudeOptionsBuilder, find_cli};
+use claude_supervisor::{ClaudeOptions, ClaudeOptionsBuilder, find_cli};
 use claude_testing::fake_api::FakeApi;
 use claude_testing::real_cli::{SafeEnv, Sandbox};
 
@@ -53,6 +53,24 @@ impl Env {
             builder = builder.env_remove(k);
         }
         builder
+    }
+
+    /// An [`Agent`](claude_supervisor::Agent) for the example: offline, the safe sandboxed
+    /// environment and working directory; online, the defaults.
+    pub(crate) fn agent(&self, name: &str) -> claude_supervisor::Agent {
+        let mut agent = claude_supervisor::Agent::new(name).cli_path(&self.cli);
+        let Some((api, sandbox)) = &self.offline else {
+            return agent;
+        };
+        let env = SafeEnv::new(sandbox, &api.base_url()).expect("safe environment");
+        agent = agent.cwd(sandbox.work_dir());
+        for (k, v) in env.vars() {
+            agent = agent.env(k.to_string(), v.to_string());
+        }
+        for k in env.removed() {
+            agent = agent.env_remove(k.to_string());
+        }
+        agent
     }
 
     /// A directory for the example's own files (a session store, config dirs), inside the sandbox

@@ -1,16 +1,19 @@
 //! Content blocks and the API message an `assistant` line carries.
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use crate::serde_util::double_option;
+use crate::serde_util::{
+    Tagged, Tags, deserialize_tagged, double_option, fast_mode, visit_fields, wire_struct,
+};
 use crate::usage::Usage;
 
 /// One content block of a message (Messages API shape).
 ///
 /// Unknown block types are kept whole in [`ContentBlock::Unknown`]; every typed variant
 /// keeps unknown keys in `extra`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ContentBlock {
@@ -225,8 +228,83 @@ impl ContentBlock {
     }
 }
 
+impl Tagged for ContentBlock {
+    const TAG: &'static [&'static str] = &["type"];
+    const NAME: &'static str = "content block";
+
+    fn visit_variant<'de, A: MapAccess<'de>>(
+        tag: &str,
+        map: A,
+        tags: Tags,
+    ) -> Result<Option<Self>, A::Error> {
+        use ContentBlock as B;
+        let block = match tag {
+            "text" => visit_fields!(map, tags, B::Text { req text: "text" }),
+            "thinking" => visit_fields!(map, tags, B::Thinking {
+                req thinking: "thinking",
+                opt signature: "signature",
+            }),
+            "redacted_thinking" => {
+                visit_fields!(map, tags, B::RedactedThinking { req data: "data" })
+            }
+            "tool_use" => visit_fields!(map, tags, B::ToolUse {
+                req id: "id",
+                req name: "name",
+                req input: "input",
+            }),
+            "tool_result" => visit_fields!(map, tags, B::ToolResult {
+                req tool_use_id: "tool_use_id",
+                opt content: "content",
+                opt is_error: "is_error",
+            }),
+            "image" => visit_fields!(map, tags, B::Image { req source: "source" }),
+            "document" => visit_fields!(map, tags, B::Document { req source: "source" }),
+            "server_tool_use" => visit_fields!(map, tags, B::ServerToolUse {
+                req id: "id",
+                req name: "name",
+                req input: "input",
+            }),
+            "web_search_tool_result" => visit_fields!(map, tags, B::WebSearchToolResult {
+                req tool_use_id: "tool_use_id",
+                req content: "content",
+            }),
+            "web_fetch_tool_result" => visit_fields!(map, tags, B::WebFetchToolResult {
+                req tool_use_id: "tool_use_id",
+                req content: "content",
+            }),
+            "code_execution_tool_result" => visit_fields!(map, tags, B::CodeExecutionToolResult {
+                req tool_use_id: "tool_use_id",
+                req content: "content",
+            }),
+            "mcp_tool_use" => visit_fields!(map, tags, B::McpToolUse {
+                req id: "id",
+                req name: "name",
+                opt server_name: "server_name",
+                req input: "input",
+            }),
+            "mcp_tool_result" => visit_fields!(map, tags, B::McpToolResult {
+                req tool_use_id: "tool_use_id",
+                opt content: "content",
+                opt is_error: "is_error",
+            }),
+            _ => return Ok(None),
+        };
+        block.map(Some)
+    }
+
+    fn catch_all(value: Value) -> Self {
+        Self::Unknown(value)
+    }
+}
+
+impl<'de> Deserialize<'de> for ContentBlock {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_tagged(d)
+    }
+}
+
 /// The Messages API message inside an `assistant` line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct ApiMessage {
     /// The API message id; all `assistant` lines of one API message share it.
@@ -248,10 +326,35 @@ pub struct ApiMessage {
         with = "double_option"
     )]
     pub stop_reason: Option<Option<String>>,
-    /// Keys this crate does not model (`type`, `stop_sequence`, `context_management`, …).
+    /// `type` (always `message` in practice).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+    /// `None` = absent, `Some(None)` = `null` (usual), `Some(Some(s))` = the stop sequence met.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub stop_sequence: Option<Option<String>>,
+    /// `context_management` as is (`None` = absent; `null` is `Some(Value::Null)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_management: Option<Value>,
+    /// Keys this crate does not model.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+wire_struct!(ApiMessage {
+    req id: "id",
+    req model: "model",
+    opt role: "role",
+    req content: "content",
+    opt usage: "usage",
+    dbl stop_reason: "stop_reason",
+    opt message_type: "type",
+    dbl stop_sequence: "stop_sequence",
+    any context_management: "context_management",
+});
 
 impl ApiMessage {
     /// The stop reason, if one was given.
@@ -269,7 +372,7 @@ impl ApiMessage {
 }
 
 /// The content of a user message: a string or blocks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum UserContent {
@@ -279,6 +382,47 @@ pub enum UserContent {
     Blocks(Vec<ContentBlock>),
     /// Anything else, kept as is.
     Other(Value),
+}
+
+impl<'de> Deserialize<'de> for UserContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !fast_mode() {
+            // Tolerant: any array is blocks (a block that does not fit is `Unknown`).
+            return Ok(match Value::deserialize(d)? {
+                Value::String(s) => Self::Text(s),
+                Value::Array(items) => Self::Blocks(
+                    items
+                        .into_iter()
+                        .map(ContentBlock::from_value_tolerant)
+                        .collect(),
+                ),
+                other => Self::Other(other),
+            });
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UserContent;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of content blocks")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<UserContent, E> {
+                Ok(UserContent::Text(s.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<UserContent, E> {
+                Ok(UserContent::Text(s))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<UserContent, A::Error> {
+                let mut blocks = Vec::with_capacity(seq.size_hint().unwrap_or(1));
+                while let Some(b) = seq.next_element()? {
+                    blocks.push(b);
+                }
+                Ok(UserContent::Blocks(blocks))
+            }
+            // Anything else is rare (`Other`): the fast path bails out and the line is retyped
+            // the tolerant way (the default `visit_*` errors do that).
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl From<String> for UserContent {
@@ -300,7 +444,7 @@ impl From<Vec<ContentBlock>> for UserContent {
 }
 
 /// The `message` of a `user` line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct UserApiMessage {
     /// Must be `user` for lines we write (anything else kills the CLI).
@@ -311,6 +455,11 @@ pub struct UserApiMessage {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+wire_struct!(UserApiMessage {
+    req role: "role",
+    req content: "content",
+});
 
 impl UserApiMessage {
     /// A `role: user` message.

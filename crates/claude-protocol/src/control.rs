@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::capability::{Capability, SandboxEnabled};
 use crate::permission::PermissionMode;
 use crate::serde_util::double_option;
 
@@ -564,7 +565,7 @@ pub struct ModelInfo {
     pub extra: Map<String, Value>,
 }
 
-/// The success `response` of `initialize` (2.1.329 shape), lossless.
+/// The success `response` of `initialize` (2.1.329 and 2.1.332 shapes), lossless.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct InitializeResponse {
@@ -594,7 +595,10 @@ pub struct InitializeResponse {
     pub output_style: Option<String>,
     /// Capability flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capabilities: Option<Vec<String>>,
+    pub capabilities: Option<Vec<Capability>>,
+    /// `sandbox_enabled` (since 2.1.332): whether tools run in the CLI's sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_enabled: Option<SandboxEnabled>,
     /// Keys this crate does not model.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -604,5 +608,15 @@ impl InitializeResponse {
     /// Reads the `response` value of a successful `initialize` answer.
     pub fn from_value(value: Value) -> Result<Self, serde_json::Error> {
         serde_json::from_value(value)
+    }
+
+    /// `claude_code_version`, parsed (`None` when absent or not `X.Y.Z`).
+    pub fn cli_version(&self) -> Option<crate::CliVersion> {
+        self.claude_code_version.as_deref()?.parse().ok()
+    }
+
+    /// The capability flags; empty when absent.
+    pub fn capabilities(&self) -> &[Capability] {
+        self.capabilities.as_deref().unwrap_or(&[])
     }
 }

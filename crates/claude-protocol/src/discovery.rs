@@ -9,18 +9,141 @@ use std::str::FromStr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The CLI version this crate pins and caches.
-pub const PINNED_VERSION: CliVersion = CliVersion {
-    major: 2,
-    minor: 1,
-    patch: 329,
+/// The CLI versions this project supports: the one place the range is written down.
+///
+/// Every other use derives from it ([`PINNED_VERSION`], [`MIN_SUPPORTED_VERSION`], the test
+/// harness's pinned version, fake-claude's default) or is checked equal to it by a test (the
+/// default of `scripts/install-claude-cli.sh`, the transcript folders under
+/// `shared/cli-transcripts/`, which must be exactly the [`tested`](SupportedCli::tested) ones).
+pub const SUPPORTED_CLI: SupportedCli = SupportedCli {
+    minimum: CliVersion::new(2, 1, 197),
+    pinned: CliVersion::new(2, 1, 329),
+    tested: &[CliVersion::new(2, 1, 329), CliVersion::new(2, 1, 332)],
 };
-/// The oldest CLI whose behaviour was measured; older ones are refused.
-pub const MIN_SUPPORTED_VERSION: CliVersion = CliVersion {
-    major: 2,
-    minor: 1,
-    patch: 197,
-};
+
+// The range must make sense; checked when the crate compiles.
+const _: () = assert!(SUPPORTED_CLI.is_consistent());
+
+/// The CLI version this crate pins and caches (`SUPPORTED_CLI.pinned`).
+pub const PINNED_VERSION: CliVersion = SUPPORTED_CLI.pinned;
+/// The oldest CLI accepted (`SUPPORTED_CLI.minimum`); older ones are refused.
+pub const MIN_SUPPORTED_VERSION: CliVersion = SUPPORTED_CLI.minimum;
+/// The npm package of the CLI.
+pub const CLI_NPM_PACKAGE: &str = "@anthropic-ai/claude-code";
+
+/// A range of supported CLI versions; see [`SUPPORTED_CLI`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SupportedCli {
+    /// The oldest version accepted; older ones are refused.
+    pub minimum: CliVersion,
+    /// The version installed by `scripts/install-claude-cli.sh` and cached by
+    /// [`CliLocator::pinned_cache_path`].
+    pub pinned: CliVersion,
+    /// The versions the whole suite (real-CLI tests and recorded transcripts) has passed
+    /// with, oldest first. Versions newer than the last one work, with a warning.
+    pub tested: &'static [CliVersion],
+}
+
+/// How a CLI version relates to a [`SupportedCli`] range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CliSupport {
+    /// One of the tested versions.
+    Tested,
+    /// Between the minimum and the newest tested version, not itself tested: accepted.
+    InRange,
+    /// Newer than every tested version: accepted, with a warning (new releases mostly add
+    /// fields, which the lossless types keep).
+    NewerThanTested {
+        /// The newest tested version.
+        newest_tested: CliVersion,
+    },
+    /// Older than the minimum: refused.
+    TooOld {
+        /// The oldest version accepted.
+        minimum: CliVersion,
+    },
+}
+
+impl CliSupport {
+    /// Whether a CLI of this version may be used (everything but [`CliSupport::TooOld`]).
+    pub fn is_usable(&self) -> bool {
+        !matches!(self, Self::TooOld { .. })
+    }
+}
+
+impl SupportedCli {
+    /// The newest of [`tested`](Self::tested) (the pinned version if the list is empty).
+    pub const fn newest_tested(&self) -> CliVersion {
+        let mut newest = self.pinned;
+        let mut i = 0;
+        while i < self.tested.len() {
+            if newest.const_cmp(&self.tested[i]).is_lt() {
+                newest = self.tested[i];
+            }
+            i += 1;
+        }
+        newest
+    }
+
+    /// Where `version` stands in this range.
+    pub fn support(&self, version: CliVersion) -> CliSupport {
+        if version < self.minimum {
+            CliSupport::TooOld {
+                minimum: self.minimum,
+            }
+        } else if self.tested.contains(&version) {
+            CliSupport::Tested
+        } else if version > self.newest_tested() {
+            CliSupport::NewerThanTested {
+                newest_tested: self.newest_tested(),
+            }
+        } else {
+            CliSupport::InRange
+        }
+    }
+
+    /// How to install a supported CLI, for error messages.
+    pub fn install_hint(&self) -> String {
+        format!(
+            "install a supported one with `npm install -g {CLI_NPM_PACKAGE}@{}` (any version from {} \
+             on; tested: {}), or for this project's tests `scripts/install-claude-cli.sh [VERSION|latest]`",
+            self.pinned,
+            self.minimum,
+            self.tested
+                .iter()
+                .map(CliVersion::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    /// Whether the range makes sense: tested versions strictly ascending, none below the
+    /// minimum, the pinned one among them.
+    pub const fn is_consistent(&self) -> bool {
+        if self.minimum.const_cmp(&self.pinned).is_gt() {
+            return false;
+        }
+        let mut pinned_tested = false;
+        let mut i = 0;
+        while i < self.tested.len() {
+            let v = self.tested[i];
+            if v.const_cmp(&self.minimum).is_lt() {
+                return false;
+            }
+            if i > 0 && !self.tested[i - 1].const_cmp(&v).is_lt() {
+                return false;
+            }
+            if v.const_cmp(&self.pinned).is_eq() {
+                pinned_tested = true;
+            }
+            i += 1;
+        }
+        pinned_tested
+    }
+}
+
 /// Environment variable naming the CLI explicitly.
 pub const CLI_PATH_ENV: &str = "CLAUDE_CLI_PATH";
 /// Environment variable overriding the cache root (default `~/.cache/claude-supervisor`).
@@ -82,7 +205,10 @@ pub enum DiscoveryError {
         output: String,
     },
     /// The CLI is older than [`MIN_SUPPORTED_VERSION`].
-    #[error("{path} is Claude Code {found}, older than the oldest supported {minimum}")]
+    #[error(
+        "{path} is Claude Code {found}, older than the oldest supported {minimum}; {}",
+        SUPPORTED_CLI.install_hint()
+    )]
     TooOld {
         /// The CLI.
         path: PathBuf,
@@ -122,6 +248,27 @@ impl CliVersion {
         }
     }
 
+    /// Compares in a `const` context (the same order as [`Ord`]).
+    pub const fn const_cmp(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        let pairs = [
+            (self.major, other.major),
+            (self.minor, other.minor),
+            (self.patch, other.patch),
+        ];
+        let mut i = 0;
+        while i < pairs.len() {
+            if pairs[i].0 < pairs[i].1 {
+                return Ordering::Less;
+            }
+            if pairs[i].0 > pairs[i].1 {
+                return Ordering::Greater;
+            }
+            i += 1;
+        }
+        Ordering::Equal
+    }
+
     /// Parses `claude --version` output (`2.1.329 (Claude Code)`): the first token of the
     /// first non-empty line; a pre-release suffix (`-beta.1`) is ignored.
     pub fn parse_version_output(output: &str) -> Option<Self> {
@@ -142,6 +289,20 @@ impl fmt::Display for CliVersion {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a version (expected X.Y.Z): {0:?}")]
 pub struct VersionParseError(pub String);
+
+// As the string `X.Y.Z`, the way the CLI spells it (`claude_code_version`).
+impl serde::Serialize for CliVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CliVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 impl FromStr for CliVersion {
     type Err = VersionParseError;
@@ -205,7 +366,7 @@ impl CliLocator {
         self
     }
 
-    /// The pinned cache's binary: `<cache root>/cli-2.1.329/node_modules/@anthropic-ai/
+    /// The pinned cache's binary: `<cache root>/cli-<PINNED_VERSION>/node_modules/@anthropic-ai/
     /// claude-code-linux-x64/claude`, the cache root being `CLAUDE_SUPERVISOR_CACHE` or
     /// `~/.cache/claude-supervisor`.
     pub fn pinned_cache_path(&self) -> Option<PathBuf> {
@@ -303,14 +464,20 @@ pub fn find_cli(explicit: Option<&Path>) -> Result<PathBuf, DiscoveryError> {
     CliLocator::from_env().with_explicit(explicit).find()
 }
 
-/// Runs `<path> --version` (timeout [`DEFAULT_PROBE_TIMEOUT`]) and checks the version.
+/// Runs `<path> --version` (timeout [`DEFAULT_PROBE_TIMEOUT`]) and checks the version against
+/// [`SUPPORTED_CLI`]: older than the minimum is refused ([`DiscoveryError::TooOld`]); newer
+/// than the newest tested is accepted with a `tracing` warning (see
+/// [`probe_version_with_timeout`]).
 pub fn probe_version(path: &Path) -> Result<CliVersion, DiscoveryError> {
     probe_version_with_timeout(path, DEFAULT_PROBE_TIMEOUT)
 }
 
 /// Runs `<path> --version` in its own process group with stdin from `/dev/null`; if it
 /// has not exited within `timeout`, the whole group is killed and reaped. Fails when the
-/// output is not a version or the version is older than [`MIN_SUPPORTED_VERSION`].
+/// output is not a version or the version is older than [`MIN_SUPPORTED_VERSION`] (the error
+/// names both versions and how to install a supported one). A version newer than
+/// [`SupportedCli::newest_tested`] is returned, after a `tracing` warning naming both; use
+/// [`SupportedCli::support`] to act on it yourself.
 pub fn probe_version_with_timeout(
     path: &Path,
     timeout: Duration,
@@ -374,14 +541,24 @@ pub fn probe_version_with_timeout(
             path: path.to_path_buf(),
             output: tail(&out, 200),
         })?;
-    if version < MIN_SUPPORTED_VERSION {
-        return Err(DiscoveryError::TooOld {
+    match SUPPORTED_CLI.support(version) {
+        CliSupport::TooOld { minimum } => Err(DiscoveryError::TooOld {
             path: path.to_path_buf(),
             found: version,
-            minimum: MIN_SUPPORTED_VERSION,
-        });
+            minimum,
+        }),
+        CliSupport::NewerThanTested { newest_tested } => {
+            tracing::warn!(
+                cli = %path.display(),
+                found = %version,
+                newest_tested = %newest_tested,
+                "Claude Code {version} is newer than the newest tested version {newest_tested}; \
+                 it is used, but frames it adds are only kept raw until they are typed"
+            );
+            Ok(version)
+        }
+        CliSupport::Tested | CliSupport::InRange => Ok(version),
     }
-    Ok(version)
 }
 
 fn tail(s: &str, max: usize) -> String {

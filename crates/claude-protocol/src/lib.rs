@@ -9,7 +9,10 @@
 //!   subtype [`SystemMessage::Other`], an unknown block [`ContentBlock::Unknown`], and a
 //!   known type that does not fit its typed form [`Message::Malformed`] (with the reason).
 //!   [`Message::to_value`] always gives back JSON equal to the input. Only invalid JSON or
-//!   a non-object fails ([`ParseError`]).
+//!   a non-object fails ([`ParseError`]). A session's stdout reader uses
+//!   [`Message::from_slice`], which types the frames the CLI prints in bulk straight from the
+//!   line's bytes (no intermediate `serde_json::Value`; `stream_event` payloads are typed as
+//!   [`SseEvent`]) with the same outcomes.
 //! * **Writing to the CLI.** [`UserInput`] / [`UserMessage`] make the user frame;
 //!   [`ControlRequest`] with a [`ControlRequestBody`] and ids from [`RequestIdGenerator`]
 //!   make control requests; [`ControlResponse::success`] / [`ControlResponse::error`]
@@ -18,7 +21,9 @@
 //!   [`ClaudeOptions::command`] gives a [`CommandSpec`] (argv, env, spill files);
 //!   [`ClaudeOptions::initialize_request`] gives the `initialize` body carrying agents and
 //!   the JSON schema.
-//! * **Finding the CLI.** [`find_cli`] and [`probe_version`].
+//! * **Finding the CLI.** [`find_cli`] and [`probe_version`]; the supported versions (a
+//!   minimum, the pinned one, the tested ones) are [`SUPPORTED_CLI`], and
+//!   [`SupportedCli::support`] says where a version stands.
 //!
 //! Nullable wire fields that may also be absent are `Option<Option<T>>`: `None` = absent,
 //! `Some(None)` = `null`; accessors such as [`AssistantMessage::parent_tool_use_id`] flatten
@@ -96,6 +101,7 @@
 //! # Ok::<(), claude_protocol::OptionsError>(())
 //! ```
 
+mod capability;
 mod content;
 mod control;
 mod discovery;
@@ -105,9 +111,12 @@ mod options;
 mod permission;
 mod result;
 mod serde_util;
+mod stream;
 mod system;
+pub mod transcript;
 mod usage;
 
+pub use capability::{Capability, SandboxEnabled};
 pub use content::{ApiMessage, ContentBlock, UserApiMessage, UserContent};
 pub use control::{
     AgentInfo, CanUseToolRequest, ControlCancelRequest, ControlError, ControlRequest,
@@ -116,9 +125,9 @@ pub use control::{
     PermissionDecision, RequestId, RequestIdGenerator, SlashCommand,
 };
 pub use discovery::{
-    CACHE_ENV, CLI_PATH_ENV, CliLocator, CliVersion, DEFAULT_PROBE_TIMEOUT, DiscoveryError,
-    MIN_SUPPORTED_VERSION, PINNED_VERSION, VersionParseError, find_cli, probe_version,
-    probe_version_with_timeout,
+    CACHE_ENV, CLI_NPM_PACKAGE, CLI_PATH_ENV, CliLocator, CliSupport, CliVersion,
+    DEFAULT_PROBE_TIMEOUT, DiscoveryError, MIN_SUPPORTED_VERSION, PINNED_VERSION, SUPPORTED_CLI,
+    SupportedCli, VersionParseError, find_cli, probe_version, probe_version_with_timeout,
 };
 pub use error::ParseError;
 pub use message::{
@@ -132,6 +141,10 @@ pub use options::{
 };
 pub use permission::PermissionMode;
 pub use result::{PermissionDenial, ResultMessage, ResultSubtype};
+pub use stream::{
+    ContentBlockDelta, ContentBlockStart, ContentBlockStop, Delta, MessageDelta, MessageDeltaBody,
+    MessageStart, MessageStop, SseEvent,
+};
 pub use system::{
     ApiRetryMessage, CompactBoundaryMessage, InitMessage, McpServerStatus, PermissionDeniedMessage,
     StatusMessage, SystemMessage, UiInvalidateMessage,

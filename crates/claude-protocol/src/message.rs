@@ -1,5 +1,6 @@
 //! The top-level [`Message`]: one line of stream-json, either direction.
 
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -7,7 +8,10 @@ use crate::content::{ApiMessage, ContentBlock, UserApiMessage, UserContent};
 use crate::control::{ControlCancelRequest, ControlRequest, ControlResponse};
 use crate::error::ParseError;
 use crate::result::ResultMessage;
-use crate::serde_util::{double_option, json_kind};
+use crate::serde_util::{
+    FAST_PATH_BAIL, FastGuard, Key, Tagged, Tags, double_option, json_kind, wire_struct,
+};
+use crate::stream::{Delta, SseEvent};
 use crate::system::SystemMessage;
 
 /// One stream-json line, either direction.
@@ -105,7 +109,24 @@ impl Message {
     /// re-serialised and compared with the input: every typed struct keeps unknown keys, and the
     /// transcript tests prove the typed forms exact on real CLI output. A known `type` whose
     /// fields have the wrong shape is still [`Message::Malformed`], never an error.
+    ///
+    /// The frames the CLI prints in bulk (`stream_event`, `assistant`, `user`, `result`,
+    /// `system` of a known subtype, and the small frames) are typed in one pass over the bytes,
+    /// with no intermediate [`Value`] (only unknown keys become `Value`s, in `extra`). Any other
+    /// line — a control frame, an unknown type, a wrong shape, a duplicate tag — is typed
+    /// through a `Value` as [`Message::from_value`] does (without its re-serialisation check),
+    /// so the outcome is the same either way; the transcript tests check both agree on every
+    /// recorded line.
     pub fn from_slice(line: &[u8]) -> Result<Message, ParseError> {
+        // The fast path types the line straight from its bytes (no `Value` but for unknown
+        // keys). It covers the frames the CLI prints in bulk, laid out as the CLI lays them out
+        // (`type` first, `subtype` next for `system`); anything else — another key order, an
+        // unknown type, a field of the wrong shape, invalid JSON — makes it bail out, and the
+        // line is typed the old way through a `Value`, which gives every documented outcome
+        // (`Unknown`, `Malformed` with its reason, `ParseError`).
+        if let Some(m) = Self::from_slice_fast(line) {
+            return Ok(m);
+        }
         let value: Value = serde_json::from_slice(line).map_err(|e| ParseError::InvalidJson {
             source: e,
             line_len: line.len(),
@@ -134,14 +155,17 @@ impl Message {
         // Type the body from a borrow: no copy of the map, and the original stays at hand for
         // the fallback. `type` goes out of the body while typing (the typed forms do not hold
         // it) and back in afterwards (JSON objects are unordered: the value is equivalent).
-        let type_value = map.remove("type");
+        // `shift_*`, not `remove`/`insert`: the kept-whole forms (`Malformed`, an `Other` one
+        // level down) re-emit the keys in the order they came in.
+        let type_index = map.keys().position(|k| k == "type");
+        let type_value = map.shift_remove("type");
         let body = Value::Object(map);
         let typed = Self::typed(&type_name, &body);
         let Value::Object(mut map) = body else {
             unreachable!("built as an object above")
         };
-        if let Some(type_value) = type_value {
-            map.insert("type".to_owned(), type_value);
+        if let (Some(i), Some(type_value)) = (type_index, type_value) {
+            map.shift_insert(i, "type".to_owned(), type_value);
         }
         let typed = match typed {
             Ok(m) => m,
@@ -295,6 +319,178 @@ impl Message {
     }
 }
 
+/// [`Message::from_slice`]'s fast path for a line that starts with `type` (most do): typed in
+/// one pass.
+struct FastMessage(Message);
+
+/// Keys the fast path consumed before the body: met again (a duplicate), it bails out.
+const TOP_TAGS: Tags = Tags::consumed(&["type"]);
+const SYSTEM_TAGS: Tags = Tags::consumed(&["type", "subtype"]);
+/// The same keys when the body is typed from a line whose `type` comes later (found by
+/// [`Probe`]): skipped where they are met.
+const TOP_SKIP: Tags = Tags::skip(&["type"]);
+const SYSTEM_SKIP: Tags = Tags::skip(&["type", "subtype"]);
+
+fn bail<E: serde::de::Error>() -> E {
+    E::custom(FAST_PATH_BAIL)
+}
+
+/// Types the body of a line of type `t` from the rest of `m`. `subtype`: for `system`, the
+/// subtype when already known (else it must be the next key).
+fn fast_body<'de, A: MapAccess<'de>>(
+    t: &str,
+    subtype: Option<&str>,
+    m: &mut A,
+    top: Tags,
+    system: Tags,
+) -> Result<Message, A::Error> {
+    Ok(match t {
+        "stream_event" => Message::StreamEvent(StreamEvent::visit_fields(m, top)?),
+        "assistant" => Message::Assistant(AssistantMessage::visit_fields(m, top)?),
+        "user" => Message::User(UserMessage::visit_fields(m, top)?),
+        "result" => Message::Result(ResultMessage::visit_fields(m, top)?),
+        "system" => {
+            let read;
+            let sub = match subtype {
+                Some(s) => s,
+                None => {
+                    read = match m.next_key::<Key<'_>>()? {
+                        Some(k) if k.as_str() == "subtype" => m.next_value::<Key<'_>>()?,
+                        _ => return Err(bail()),
+                    };
+                    read.as_str()
+                }
+            };
+            // An unknown subtype (`Other`) is kept as a `Value`: the slow path.
+            let sys = SystemMessage::visit_variant(sub, m, system)?;
+            Message::System(sys.ok_or_else(bail)?)
+        }
+        "rate_limit_event" => Message::RateLimitEvent(RateLimitEvent::visit_fields(m, top)?),
+        "command_lifecycle" => Message::CommandLifecycle(CommandLifecycle::visit_fields(m, top)?),
+        "prompt_suggestion" => Message::PromptSuggestion(PromptSuggestion::visit_fields(m, top)?),
+        "conversation_reset" => {
+            Message::ConversationReset(ConversationReset::visit_fields(m, top)?)
+        }
+        "keep_alive" => Message::KeepAlive(KeepAlive::visit_fields(m, top)?),
+        // Control frames (a few per turn) and unknown types: the slow path.
+        _ => return Err(bail()),
+    })
+}
+
+impl<'de> Deserialize<'de> for FastMessage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FastMessage;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a stream-json object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastMessage, A::Error> {
+                match map.next_key::<Key<'_>>()? {
+                    Some(k) if k.as_str() == "type" => {}
+                    _ => return Err(bail()),
+                }
+                let t = map.next_value::<Key<'_>>()?;
+                fast_body(t.as_str(), None, &mut map, TOP_TAGS, SYSTEM_TAGS).map(FastMessage)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The top-level `type` and `subtype` of a line whose `type` is not first (the CLI's `result`
+/// lines), found in a scan that types nothing.
+struct Probe<'a> {
+    type_name: Option<Key<'a>>,
+    subtype: Option<Key<'a>>,
+    /// How many `type` / `subtype` keys: a duplicate goes the slow way.
+    tags: usize,
+}
+
+impl<'de> Deserialize<'de> for Probe<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Probe<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a stream-json object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Probe<'de>, A::Error> {
+                let mut p = Probe {
+                    type_name: None,
+                    subtype: None,
+                    tags: 0,
+                };
+                while let Some(k) = map.next_key::<Key<'de>>()? {
+                    match k.as_str() {
+                        "type" => {
+                            p.tags += 1;
+                            p.type_name = Some(map.next_value()?);
+                        }
+                        "subtype" => {
+                            p.tags += 1;
+                            p.subtype = Some(map.next_value()?);
+                        }
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(p)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The second pass after a [`Probe`]: the body of a line of a known type.
+struct Known<'p>(&'p str, Option<&'p str>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Known<'_> {
+    type Value = Message;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Message, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Known<'_> {
+    type Value = Message;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a stream-json object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message, A::Error> {
+        fast_body(self.0, self.1, &mut map, TOP_SKIP, SYSTEM_SKIP)
+    }
+}
+
+impl Message {
+    /// The fast path of [`Message::from_slice`]; `None` = type it the slow way.
+    fn from_slice_fast(line: &[u8]) -> Option<Message> {
+        let _fast = FastGuard::enter();
+        // One UTF-8 check of the whole line, then `str` parsing: cheaper than `from_slice`'s
+        // check of every string on its own (invalid UTF-8 goes the slow way, to its error).
+        let line = std::str::from_utf8(line).ok()?;
+        if line.starts_with(r#"{"type":"#) {
+            return serde_json::from_str::<FastMessage>(line).ok().map(|m| m.0);
+        }
+        let probe: Probe<'_> = serde_json::from_str(line).ok()?;
+        let t = probe.type_name.as_ref()?;
+        // `subtype` matters only for `system`; elsewhere it is a field like any other.
+        let (sub, tags) = match (t.as_str(), &probe.subtype) {
+            ("system", Some(s)) => (Some(s.as_str()), 2),
+            (_, Some(_)) => (None, 2),
+            (_, None) => (None, 1),
+        };
+        if probe.tags != tags {
+            return None;
+        }
+        let mut de = serde_json::Deserializer::from_str(line);
+        let m = serde::de::DeserializeSeed::deserialize(Known(t.as_str(), sub), &mut de).ok()?;
+        de.end().ok()?;
+        Some(m)
+    }
+}
+
 impl Serialize for Message {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.to_value().serialize(s)
@@ -335,7 +531,7 @@ impl From<ControlCancelRequest> for Message {
 }
 
 /// An `assistant` line: one content block of an API message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct AssistantMessage {
     /// The API message.
@@ -356,10 +552,26 @@ pub struct AssistantMessage {
     /// An error kind for CLI-made messages (e.g. `server_error` on API errors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Keys this crate does not model (`timestamp`, `request_id`, …).
+    /// When the CLI wrote the line (ISO 8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// The Messages API request id (`req_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Keys this crate does not model.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+wire_struct!(AssistantMessage {
+    req message: "message",
+    dbl parent_tool_use_id: "parent_tool_use_id",
+    opt session_id: "session_id",
+    opt uuid: "uuid",
+    opt error: "error",
+    opt timestamp: "timestamp",
+    opt request_id: "request_id",
+});
 
 impl AssistantMessage {
     /// The parent tool use id (set inside subagents).
@@ -369,7 +581,7 @@ impl AssistantMessage {
 }
 
 /// A `user` line: what we write, what the CLI replays, or tool results.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct UserMessage {
     /// `{"role":"user","content":…}`.
@@ -397,6 +609,15 @@ pub struct UserMessage {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+wire_struct!(UserMessage {
+    req message: "message",
+    dbl parent_tool_use_id: "parent_tool_use_id",
+    opt session_id: "session_id",
+    opt uuid: "uuid",
+    opt tool_use_result: "tool_use_result",
+    opt is_replay: "isReplay",
+});
 
 impl UserMessage {
     /// The frame the SDKs write:
@@ -499,12 +720,12 @@ impl From<UserInput> for Message {
     }
 }
 
-/// A `stream_event` line: one raw SSE event of the Messages API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A `stream_event` line: one SSE event of the Messages API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct StreamEvent {
-    /// The SSE event (`message_start`, `content_block_delta`, …), as is.
-    pub event: Value,
+    /// The SSE event (`message_start`, `content_block_delta`, …), typed.
+    pub event: SseEvent,
     /// `None` = absent, `Some(None)` = `null`.
     #[serde(
         default,
@@ -518,32 +739,44 @@ pub struct StreamEvent {
     /// The line's uuid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
-    /// Keys this crate does not model (`api_message_id`, `ttft_ms`, …).
+    /// The id of the API message the event belongs to (`msg_…`; since 2.1.332).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_message_id: Option<String>,
+    /// Keys this crate does not model (`ttft_ms`, …).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
+wire_struct!(StreamEvent {
+    req event: "event",
+    dbl parent_tool_use_id: "parent_tool_use_id",
+    opt session_id: "session_id",
+    opt uuid: "uuid",
+    opt api_message_id: "api_message_id",
+});
+
 impl StreamEvent {
-    /// `event.type`.
+    /// `event.type` (`None` for an untyped event without one).
     pub fn event_type(&self) -> Option<&str> {
-        self.event.get("type").and_then(Value::as_str)
+        Some(self.event.event_type()).filter(|t| !t.is_empty())
     }
 
     /// The text of a `content_block_delta` / `text_delta`.
     pub fn text_delta(&self) -> Option<&str> {
-        let delta = self.event.get("delta")?;
-        if delta.get("type")?.as_str()? == "text_delta" {
-            delta.get("text")?.as_str()
-        } else {
-            None
+        match &self.event {
+            SseEvent::ContentBlockDelta(d) => match &d.delta {
+                Delta::TextDelta { text, .. } => Some(text),
+                _ => None,
+            },
+            _ => None,
         }
     }
 }
 
 macro_rules! simple_frame {
-    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident ($key:literal) : $ty:ty),* $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Default, Serialize)]
         #[non_exhaustive]
         pub struct $name {
             $(
@@ -555,6 +788,7 @@ macro_rules! simple_frame {
             #[serde(flatten)]
             pub extra: Map<String, Value>,
         }
+        wire_struct!($name { $(opt $field : $key),* });
     };
 }
 
@@ -562,11 +796,11 @@ simple_frame!(
     /// `rate_limit_event`.
     RateLimitEvent {
         /// `{status, resetsAt, rateLimitType, …}`.
-        rate_limit_info: Option<Value>,
+        rate_limit_info ("rate_limit_info"): Option<Value>,
         /// The session id.
-        session_id: Option<String>,
+        session_id ("session_id"): Option<String>,
         /// The line's uuid.
-        uuid: Option<String>,
+        uuid ("uuid"): Option<String>,
     }
 );
 
@@ -574,13 +808,13 @@ simple_frame!(
     /// `command_lifecycle`: the state of a user line we sent with a `uuid`.
     CommandLifecycle {
         /// The uuid of our user line.
-        command_uuid: Option<String>,
+        command_uuid ("command_uuid"): Option<String>,
         /// `queued`, `started`, `completed`, …
-        state: Option<String>,
+        state ("state"): Option<String>,
         /// The session id.
-        session_id: Option<String>,
+        session_id ("session_id"): Option<String>,
         /// The line's uuid.
-        uuid: Option<String>,
+        uuid ("uuid"): Option<String>,
     }
 );
 
@@ -588,11 +822,11 @@ simple_frame!(
     /// `prompt_suggestion`: a predicted next prompt.
     PromptSuggestion {
         /// The suggestion.
-        suggestion: Option<String>,
+        suggestion ("suggestion"): Option<String>,
         /// The session id.
-        session_id: Option<String>,
+        session_id ("session_id"): Option<String>,
         /// The line's uuid.
-        uuid: Option<String>,
+        uuid ("uuid"): Option<String>,
     }
 );
 
@@ -600,9 +834,9 @@ simple_frame!(
     /// `conversation_reset`: the conversation restarted (cumulative totals reset).
     ConversationReset {
         /// The (new) session id.
-        session_id: Option<String>,
+        session_id ("session_id"): Option<String>,
         /// The line's uuid.
-        uuid: Option<String>,
+        uuid ("uuid"): Option<String>,
     }
 );
 
@@ -610,3 +844,85 @@ simple_frame!(
     /// `keep_alive`.
     KeepAlive {}
 );
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    /// The CLI's lines of every recorded transcript (`.jsonl`, and the `<` side of `.timed`).
+    fn recorded_cli_lines() -> Vec<String> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/cli-transcripts");
+        let mut out = Vec::new();
+        for dir in std::fs::read_dir(&root).expect("list cli-transcripts") {
+            let dir = dir.expect("dir entry").path();
+            if !dir.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(&dir).expect("list transcripts") {
+                let f = f.expect("dir entry").path();
+                let name = f
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                let text = std::fs::read_to_string(&f).expect("read transcript");
+                if name.ends_with(".jsonl.timed") {
+                    for l in text.lines() {
+                        let mut parts = l.splitn(3, '\t');
+                        if let (Some(_), Some("<"), Some(json)) =
+                            (parts.next(), parts.next(), parts.next())
+                        {
+                            out.push(json.to_owned());
+                        }
+                    }
+                } else if name.ends_with(".jsonl") && name != "textout.jsonl" {
+                    out.extend(
+                        text.lines()
+                            .filter(|l| !l.trim().is_empty())
+                            .map(str::to_owned),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// The fast path is not just a correct fallback: it types every recorded frame of the kinds
+    /// the CLI prints in bulk, without retyping through a `Value`, and exactly as the verifying
+    /// path does.
+    #[test]
+    fn the_fast_path_covers_every_recorded_hot_frame() {
+        let lines = recorded_cli_lines();
+        let mut fast = 0;
+        for line in &lines {
+            let verified = Message::from_json_line(line).expect("recorded lines parse");
+            let hot = matches!(
+                verified,
+                Message::StreamEvent(_)
+                    | Message::Assistant(_)
+                    | Message::User(_)
+                    | Message::Result(_)
+                    | Message::System(_)
+                    | Message::RateLimitEvent(_)
+                    | Message::CommandLifecycle(_)
+                    | Message::PromptSuggestion(_)
+                    | Message::ConversationReset(_)
+                    | Message::KeepAlive(_)
+            );
+            if !hot {
+                continue;
+            }
+            match Message::from_slice_fast(line.as_bytes()) {
+                Some(m) => assert_eq!(m, verified, "{line}"),
+                None => panic!("the fast path bailed out on {line}"),
+            }
+            fast += 1;
+        }
+        assert!(
+            fast > 400,
+            "only {fast} hot frames of {} lines",
+            lines.len()
+        );
+    }
+}

@@ -211,10 +211,14 @@ pub struct CommandSpec {
     pub program: PathBuf,
     /// The arguments (without the program).
     pub args: Vec<OsString>,
-    /// Variables to set on top of the inherited environment.
+    /// Variables to set on top of the inherited environment (or of an empty one, with
+    /// [`env_clear`](Self::env_clear)).
     pub env: Vec<(OsString, OsString)>,
     /// Variables to remove from the inherited environment (always `CLAUDECODE`).
     pub env_remove: Vec<OsString>,
+    /// Start from an empty environment: the process gets only [`env`](Self::env), nothing of
+    /// the launching process's own environment (default false).
+    pub env_clear: bool,
     /// The working directory, if not inherited.
     pub cwd: Option<PathBuf>,
     /// Files to write before starting.
@@ -224,6 +228,22 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
+    /// A spec that runs `program` with no arguments, the inherited environment and working
+    /// directory, no spill files and no user switch (for launchers and tests that start
+    /// something other than the CLI; the CLI's own spec comes from [`ClaudeOptions::command`]).
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            env_clear: false,
+            cwd: None,
+            spill_files: Vec::new(),
+            user: None,
+        }
+    }
+
     /// Writes the spill files (mode 0600 on Unix), creating their directories.
     pub fn write_spill_files(&self) -> std::io::Result<()> {
         for f in &self.spill_files {
@@ -247,6 +267,9 @@ impl CommandSpec {
     pub fn to_std_command(&self) -> std::process::Command {
         let mut c = std::process::Command::new(&self.program);
         c.args(&self.args);
+        if self.env_clear {
+            c.env_clear();
+        }
         for k in &self.env_remove {
             c.env_remove(k);
         }
@@ -317,6 +340,9 @@ pub struct ClaudeOptions {
     pub session_id: Option<String>,
     /// `--resume-session-at=MESSAGE_UUID`.
     pub resume_session_at: Option<String>,
+    /// `--session-mirror` (hidden flag): the CLI also prints each batch of lines it appends to
+    /// its session file as a `transcript_mirror` frame, for an external store to keep.
+    pub session_mirror: bool,
     /// `--include-partial-messages`.
     pub include_partial_messages: bool,
     /// `--include-hook-events`.
@@ -379,6 +405,7 @@ impl Default for ClaudeOptions {
             fork_session: false,
             session_id: None,
             resume_session_at: None,
+            session_mirror: false,
             include_partial_messages: false,
             include_hook_events: false,
             replay_user_messages: false,
@@ -929,6 +956,9 @@ impl ClaudeOptions {
         if let Some(at) = &self.resume_session_at {
             flag(&mut args, "resume-session-at", at);
         }
+        if self.session_mirror {
+            args.push("--session-mirror".into());
+        }
         if self.include_partial_messages {
             args.push("--include-partial-messages".into());
         }
@@ -986,6 +1016,7 @@ impl ClaudeOptions {
             args,
             env,
             env_remove,
+            env_clear: false,
             cwd: self.cwd.clone(),
             spill_files,
             user: self.user.clone(),
@@ -1074,6 +1105,8 @@ impl ClaudeOptionsBuilder {
         fork_session => fork_session,
         /// `--strict-mcp-config`.
         strict_mcp_config => strict_mcp_config,
+        /// `--session-mirror`: mirror the session file's lines as `transcript_mirror` frames.
+        session_mirror => session_mirror,
         /// `--include-partial-messages`.
         include_partial_messages => include_partial_messages,
         /// `--include-hook-events`.

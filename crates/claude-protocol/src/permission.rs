@@ -3,14 +3,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// A permission mode, as spelled on the wire and for `--permission-mode`.
 ///
 /// 2.1.329's `--help` lists `acceptEdits`, `auto`, `bypassPermissions`, `manual`,
 /// `dontAsk` and `plan`; `system/init` reports `default` for the default mode. Any other
 /// spelling is kept in [`PermissionMode::Other`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum PermissionMode {
@@ -69,6 +69,13 @@ impl FromStr for PermissionMode {
             "manual" => Self::Manual,
             other => Self::Other(other.to_owned()),
         })
+    }
+}
+
+impl<'de> Deserialize<'de> for PermissionMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = crate::serde_util::Key::deserialize(d)?;
+        Ok(PermissionMode::from(s.as_str()))
     }
 }
 

@@ -3,15 +3,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use crate::serde_util::{double_option, js_f64_opt};
+use crate::serde_util::{Key, double_option, js_f64_opt, wire_struct};
 use crate::usage::{ModelUsage, Usage};
 
 /// `result.subtype`. Judge failure by [`ResultMessage::is_error`], not by this: an API
 /// error is reported as `success` with `is_error: true`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ResultSubtype {
@@ -44,6 +44,20 @@ impl ResultSubtype {
     }
 }
 
+impl<'de> Deserialize<'de> for ResultSubtype {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Key::deserialize(d)?;
+        Ok(match s.as_str() {
+            "success" => Self::Success,
+            "error_during_execution" => Self::ErrorDuringExecution,
+            "error_max_turns" => Self::ErrorMaxTurns,
+            "error_max_budget_usd" => Self::ErrorMaxBudgetUsd,
+            "error_max_structured_output_retries" => Self::ErrorMaxStructuredOutputRetries,
+            _ => Self::Other(s.into_string()),
+        })
+    }
+}
+
 impl fmt::Display for ResultSubtype {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -51,7 +65,7 @@ impl fmt::Display for ResultSubtype {
 }
 
 /// One entry of `permission_denials`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct PermissionDenial {
     /// The tool refused.
@@ -67,12 +81,18 @@ pub struct PermissionDenial {
     pub extra: Map<String, Value>,
 }
 
+wire_struct!(PermissionDenial {
+    req tool_name: "tool_name",
+    opt tool_use_id: "tool_use_id",
+    opt tool_input: "tool_input",
+});
+
 /// A `result` line. Cost and `modelUsage` are **cumulative per CLI process**.
 ///
 /// Vector and map fields are `Option` so that "absent" and "empty" both round-trip; use
 /// the accessors ([`errors`](Self::errors), [`permission_denials`](Self::permission_denials),
 /// [`model_usage`](Self::model_usage)) for the ergonomic view.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct ResultMessage {
     /// The subtype.
@@ -121,6 +141,10 @@ pub struct ResultMessage {
         with = "double_option"
     )]
     pub stop_reason: Option<Option<String>>,
+    /// `begun_message_ids` (since 2.1.332, only with `--include-partial-messages`): the ids of
+    /// the API messages that began streaming in this turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub begun_message_ids: Option<Vec<String>>,
     /// Structured output (with a JSON schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub structured_output: Option<Value>,
@@ -131,6 +155,26 @@ pub struct ResultMessage {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+wire_struct!(ResultMessage {
+    req subtype: "subtype",
+    req is_error: "is_error",
+    opt result: "result",
+    req session_id: "session_id",
+    req num_turns: "num_turns",
+    req duration_ms: "duration_ms",
+    opt duration_api_ms: "duration_api_ms",
+    opt total_cost_usd: "total_cost_usd",
+    opt usage: "usage",
+    opt model_usage: "modelUsage",
+    opt permission_denials: "permission_denials",
+    opt terminal_reason: "terminal_reason",
+    opt errors: "errors",
+    dbl stop_reason: "stop_reason",
+    opt begun_message_ids: "begun_message_ids",
+    opt structured_output: "structured_output",
+    opt uuid: "uuid",
+});
 
 impl ResultMessage {
     /// Error texts; empty when absent.
@@ -150,6 +194,11 @@ impl ResultMessage {
             .flatten()
             .map(|(k, v)| (k.as_str(), v))
             .collect()
+    }
+
+    /// The ids of the API messages that began streaming in this turn; empty when absent.
+    pub fn begun_message_ids(&self) -> &[String] {
+        self.begun_message_ids.as_deref().unwrap_or(&[])
     }
 
     /// The stop reason, if given.

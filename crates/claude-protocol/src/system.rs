@@ -1,16 +1,21 @@
 //! `type: "system"` lines.
 
-use serde::{Deserialize, Serialize};
+use serde::de::MapAccess;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use crate::capability::{Capability, SandboxEnabled};
 use crate::permission::PermissionMode;
-use crate::serde_util::double_option;
+use crate::serde_util::{Tagged, Tags, deserialize_tagged, double_option, wire_struct};
 
 /// A `system` line, by `subtype`. Subtypes this crate does not model are kept whole in
 /// [`SystemMessage::Other`] (without the `type` key, which [`crate::Message`] owns).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "subtype", rename_all = "snake_case")]
 #[non_exhaustive]
+// `Init` is the largest variant and the most common one (one per turn): boxing it would cost an
+// allocation per turn and change the public pattern `SystemMessage::Init(init)` for every user.
+#[allow(clippy::large_enum_variant)]
 pub enum SystemMessage {
     /// `init`: starts every turn.
     Init(InitMessage),
@@ -65,8 +70,43 @@ impl SystemMessage {
     }
 }
 
+impl Tagged for SystemMessage {
+    const TAG: &'static [&'static str] = &["subtype"];
+    const NAME: &'static str = "system message";
+
+    fn visit_variant<'de, A: MapAccess<'de>>(
+        tag: &str,
+        map: A,
+        tags: Tags,
+    ) -> Result<Option<Self>, A::Error> {
+        Ok(Some(match tag {
+            "init" => Self::Init(InitMessage::visit_fields(map, tags)?),
+            "status" => Self::Status(StatusMessage::visit_fields(map, tags)?),
+            "api_retry" => Self::ApiRetry(ApiRetryMessage::visit_fields(map, tags)?),
+            "permission_denied" => {
+                Self::PermissionDenied(PermissionDeniedMessage::visit_fields(map, tags)?)
+            }
+            "ui_invalidate" => Self::UiInvalidate(UiInvalidateMessage::visit_fields(map, tags)?),
+            "compact_boundary" => {
+                Self::CompactBoundary(CompactBoundaryMessage::visit_fields(map, tags)?)
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    fn catch_all(value: Value) -> Self {
+        Self::Other(value)
+    }
+}
+
+impl<'de> Deserialize<'de> for SystemMessage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_tagged(d)
+    }
+}
+
 /// One entry of `mcp_servers` in `system/init`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct McpServerStatus {
     /// Server name.
@@ -79,7 +119,7 @@ pub struct McpServerStatus {
 }
 
 /// `system/init`: session facts; printed at the start of every turn.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct InitMessage {
     /// The session id (new on `--fork-session`, kept on `--resume`).
@@ -95,7 +135,7 @@ pub struct InitMessage {
     /// `permissionMode`.
     #[serde(rename = "permissionMode")]
     pub permission_mode: PermissionMode,
-    /// The CLI version (`2.1.329`).
+    /// The CLI version (`2.1.329`); [`InitMessage::cli_version`] parses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claude_code_version: Option<String>,
     /// `apiKeySource` (`ANTHROPIC_API_KEY`, `none`, …).
@@ -122,7 +162,10 @@ pub struct InitMessage {
     pub output_style: Option<String>,
     /// Capability flags of this CLI build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capabilities: Option<Vec<String>>,
+    pub capabilities: Option<Vec<Capability>>,
+    /// `sandbox_enabled` (since 2.1.332): whether tools run in the CLI's sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_enabled: Option<SandboxEnabled>,
     /// `additional_directories` (from `--add-dir`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub additional_directories: Option<Vec<String>>,
@@ -134,8 +177,25 @@ pub struct InitMessage {
     pub extra: Map<String, Value>,
 }
 
+impl InitMessage {
+    /// `claude_code_version`, parsed (`None` when absent or not `X.Y.Z`).
+    pub fn cli_version(&self) -> Option<crate::CliVersion> {
+        self.claude_code_version.as_deref()?.parse().ok()
+    }
+
+    /// The capability flags; empty when absent.
+    pub fn capabilities(&self) -> &[Capability] {
+        self.capabilities.as_deref().unwrap_or(&[])
+    }
+
+    /// Whether the CLI lists `capability`.
+    pub fn has_capability(&self, capability: &Capability) -> bool {
+        self.capabilities().contains(capability)
+    }
+}
+
 /// `system/status`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct StatusMessage {
     /// `None` = absent, `Some(None)` = `null`, else e.g. `requesting`, `compacting`.
@@ -164,7 +224,7 @@ pub struct StatusMessage {
 }
 
 /// `system/api_retry`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct ApiRetryMessage {
     /// The attempt number.
@@ -198,7 +258,7 @@ pub struct ApiRetryMessage {
 }
 
 /// `system/permission_denied`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct PermissionDeniedMessage {
     /// The tool refused.
@@ -225,7 +285,7 @@ pub struct PermissionDeniedMessage {
 }
 
 /// `system/ui_invalidate`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct UiInvalidateMessage {
     /// The UI event (`ui.render`).
@@ -243,7 +303,7 @@ pub struct UiInvalidateMessage {
 }
 
 /// `system/compact_boundary`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct CompactBoundaryMessage {
     /// `{trigger, pre_tokens, …}`.
@@ -259,3 +319,66 @@ pub struct CompactBoundaryMessage {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+wire_struct!(McpServerStatus {
+    req name: "name",
+    req status: "status",
+});
+
+wire_struct!(InitMessage {
+    req session_id: "session_id",
+    req cwd: "cwd",
+    req tools: "tools",
+    req mcp_servers: "mcp_servers",
+    req model: "model",
+    req permission_mode: "permissionMode",
+    opt claude_code_version: "claude_code_version",
+    opt api_key_source: "apiKeySource",
+    opt slash_commands: "slash_commands",
+    opt agents: "agents",
+    opt skills: "skills",
+    opt plugins: "plugins",
+    opt output_style: "output_style",
+    opt capabilities: "capabilities",
+    opt sandbox_enabled: "sandbox_enabled",
+    opt additional_directories: "additional_directories",
+    opt uuid: "uuid",
+});
+
+wire_struct!(StatusMessage {
+    dbl status: "status",
+    opt permission_mode: "permissionMode",
+    opt session_id: "session_id",
+    opt uuid: "uuid",
+});
+
+wire_struct!(ApiRetryMessage {
+    opt attempt: "attempt",
+    opt max_retries: "max_retries",
+    opt retry_delay_ms: "retry_delay_ms",
+    dbl error_status: "error_status",
+    opt error: "error",
+    opt session_id: "session_id",
+    opt uuid: "uuid",
+});
+
+wire_struct!(PermissionDeniedMessage {
+    opt tool_name: "tool_name",
+    opt tool_use_id: "tool_use_id",
+    opt message: "message",
+    opt decision_reason_type: "decision_reason_type",
+    opt session_id: "session_id",
+    opt uuid: "uuid",
+});
+
+wire_struct!(UiInvalidateMessage {
+    opt event: "event",
+    opt session_id: "session_id",
+    opt uuid: "uuid",
+});
+
+wire_struct!(CompactBoundaryMessage {
+    opt compact_metadata: "compact_metadata",
+    opt session_id: "session_id",
+    opt uuid: "uuid",
+});

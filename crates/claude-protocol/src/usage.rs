@@ -1,12 +1,12 @@
 //! Token usage and per-model usage.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::serde_util::js_f64_opt;
+use crate::serde_util::{js_f64_opt, wire_struct};
 
 /// Token usage (Messages API `usage`, snake_case).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Usage {
     /// Input tokens.
@@ -27,7 +27,7 @@ pub struct Usage {
 }
 
 /// Per-model usage (`modelUsage` in `result`, camelCase). Cumulative per CLI process.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct ModelUsage {
@@ -64,3 +64,21 @@ pub struct ModelUsage {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+wire_struct!(Usage {
+    opt input_tokens: "input_tokens",
+    opt output_tokens: "output_tokens",
+    opt cache_creation_input_tokens: "cache_creation_input_tokens",
+    opt cache_read_input_tokens: "cache_read_input_tokens",
+});
+
+wire_struct!(ModelUsage {
+    opt input_tokens: "inputTokens",
+    opt output_tokens: "outputTokens",
+    opt cache_read_input_tokens: "cacheReadInputTokens",
+    opt cache_creation_input_tokens: "cacheCreationInputTokens",
+    opt web_search_requests: "webSearchRequests",
+    opt cost_usd: "costUSD",
+    opt context_window: "contextWindow",
+    opt max_output_tokens: "maxOutputTokens",
+});

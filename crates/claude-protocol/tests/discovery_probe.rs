@@ -2,19 +2,60 @@
 
 #![cfg(unix)]
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use claude_protocol::{
-    CliLocator, CliVersion, DiscoveryError, MIN_SUPPORTED_VERSION, probe_version,
+    CliLocator, CliVersion, DiscoveryError, MIN_SUPPORTED_VERSION, SUPPORTED_CLI, probe_version,
     probe_version_with_timeout,
 };
 
+/// Captures what `tracing` logs while `f` runs (this thread only).
+fn logs_of<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
 fn script(path: &Path, body: &str) -> PathBuf {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Written by a `sh` child, not opened for writing here: a child another test forks meanwhile
+    // would inherit the open file and running it would fail with ETXTBSY (claude-testing's
+    // `write_executable` does the same; this crate sits below it).
+    let mut child = std::process::Command::new("/bin/sh")
+        .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        format!("#!/bin/sh\n{body}\n").as_bytes(),
+    )
+    .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "writing {}",
+        path.display()
+    );
     path.to_path_buf()
 }
 
@@ -150,15 +191,60 @@ fn probe_parses_the_version() {
 }
 
 #[test]
-fn probe_refuses_too_old() {
+fn probe_accepts_every_tested_version_and_the_range_between_without_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let between = CliVersion::new(2, 1, 330);
+    for (i, v) in SUPPORTED_CLI.tested.iter().chain([&between]).enumerate() {
+        let cli = script(
+            &dir.path().join(format!("claude-{i}")),
+            &format!("echo '{v} (Claude Code)'"),
+        );
+        let (got, logs) = logs_of(|| probe_version(&cli));
+        assert_eq!(got.unwrap(), *v);
+        assert!(!logs.contains("WARN"), "{v} warned: {logs}");
+    }
+}
+
+#[test]
+fn probe_accepts_a_newer_version_with_a_warning_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let newest = SUPPORTED_CLI.newest_tested();
+    let newer = CliVersion::new(newest.major, newest.minor, newest.patch + 1);
+    let cli = script(
+        &dir.path().join("claude"),
+        &format!("echo '{newer} (Claude Code)'"),
+    );
+    let (got, logs) = logs_of(|| probe_version(&cli));
+    assert_eq!(got.unwrap(), newer);
+    assert!(logs.contains("WARN"), "no warning: {logs:?}");
+    assert!(
+        logs.contains(&newer.to_string()) && logs.contains(&newest.to_string()),
+        "the warning names both versions: {logs}"
+    );
+}
+
+#[test]
+fn probe_refuses_too_old_naming_both_versions_and_how_to_install() {
     let dir = tempfile::tempdir().unwrap();
     let cli = script(&dir.path().join("claude"), "echo '2.1.196 (Claude Code)'");
     let e = probe_version(&cli).unwrap_err();
     assert!(
-        matches!(e, DiscoveryError::TooOld { found, .. } if found == CliVersion::new(2, 1, 196)),
+        matches!(e, DiscoveryError::TooOld { found, minimum, .. }
+            if found == CliVersion::new(2, 1, 196) && minimum == MIN_SUPPORTED_VERSION),
         "{e:?}"
     );
-    assert!(e.to_string().contains("2.1.196") && e.to_string().contains("2.1.197"));
+    let text = e.to_string();
+    assert!(
+        text.contains("2.1.196") && text.contains("2.1.197"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "npm install -g @anthropic-ai/claude-code@{}",
+            SUPPORTED_CLI.pinned
+        )) && text.contains("scripts/install-claude-cli.sh"),
+        "says how to install a supported CLI: {text}"
+    );
 }
 
 #[test]

@@ -1,25 +1,47 @@
-//! Every line of every recorded 2.1.329 transcript parses into `Message` and re-serialises
-//! to equal JSON; no line of a type we claim falls into a raw variant.
+//! Every line of every recorded transcript, of every CLI version folder under
+//! `shared/cli-transcripts/`, parses into `Message` and re-serialises to equal JSON; no line of
+//! a type we claim falls into a raw variant (nor a capability name into `Capability::Other`).
+//! The folders are exactly the tested versions of `SUPPORTED_CLI`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use claude_protocol::{ContentBlock, Message, SystemMessage, UserContent};
+use claude_protocol::{
+    Capability, CliVersion, ContentBlock, ControlResponseBody, InitializeResponse, Message,
+    SUPPORTED_CLI, SandboxEnabled, SystemMessage, UserContent,
+};
 use serde_json::Value;
 
-fn transcripts_dir() -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/cli-transcripts/2.1.329");
+fn transcripts_root() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/cli-transcripts");
     assert!(
         dir.is_dir(),
-        "golden transcripts missing: {} (expected /work/shared/cli-transcripts/2.1.329)",
+        "golden transcripts missing: {} (expected /work/shared/cli-transcripts)",
         dir.display()
     );
     dir
 }
 
+/// The version folders (`X.Y.Z/`), oldest first.
+fn version_dirs() -> Vec<(CliVersion, PathBuf)> {
+    let mut out: Vec<(CliVersion, PathBuf)> = std::fs::read_dir(transcripts_root())
+        .expect("list cli-transcripts")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.is_dir())
+        .map(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let v = name
+                .parse()
+                .unwrap_or_else(|e| panic!("{}: a folder that is not a version: {e}", p.display()));
+            (v, p)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Lines of a transcript file with their direction (`<` from the CLI, `>` to it).
-fn lines_of(path: &std::path::Path) -> Vec<(String, String)> {
+fn lines_of(path: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(path).expect("read transcript");
     let timed = path.extension().is_some_and(|e| e == "timed");
     let mut out = Vec::new();
@@ -65,6 +87,12 @@ fn raw_parts(m: &Message) -> Vec<String> {
             "system/{}",
             v.get("subtype").unwrap_or(&Value::Null)
         )),
+        Message::System(SystemMessage::Init(i)) => {
+            raw.extend(unknown_capabilities("system/init", i.capabilities()));
+            if let Some(SandboxEnabled::Other(s)) = &i.sandbox_enabled {
+                raw.push(format!("system/init sandbox_enabled {s:?}"));
+            }
+        }
         Message::Assistant(a) => {
             for b in &a.message.content {
                 if let ContentBlock::Unknown(v) = b {
@@ -98,20 +126,114 @@ fn raw_parts(m: &Message) -> Vec<String> {
                 ));
             }
         }
-        Message::ControlResponse(r) => {
-            if let claude_protocol::ControlResponseBody::Unknown(_) = &r.response {
-                raw.push("control_response/?".into());
+        Message::ControlResponse(r) => match &r.response {
+            ControlResponseBody::Unknown(_) => raw.push("control_response/?".into()),
+            // The answer to `initialize` is the one success body with a typed form.
+            ControlResponseBody::Success(ok)
+                if ok.response.get("claude_code_version").is_some() =>
+            {
+                match InitializeResponse::from_value(ok.response.clone()) {
+                    Ok(init) => {
+                        if serde_json::to_value(&init).ok().as_ref() != Some(&ok.response) {
+                            raw.push("initialize answer: typed form differs".into());
+                        }
+                        raw.extend(unknown_capabilities(
+                            "initialize answer",
+                            init.capabilities(),
+                        ));
+                        if let Some(SandboxEnabled::Other(s)) = &init.sandbox_enabled {
+                            raw.push(format!("initialize answer sandbox_enabled {s:?}"));
+                        }
+                    }
+                    Err(e) => raw.push(format!("initialize answer untyped: {e}")),
+                }
             }
-        }
+            _ => {}
+        },
         _ => {}
     }
     raw
 }
 
+fn unknown_capabilities<'a>(
+    at: &'a str,
+    caps: &'a [Capability],
+) -> impl Iterator<Item = String> + 'a {
+    caps.iter()
+        .filter(|c| !c.is_known())
+        .map(move |c| format!("{at} capability {c}"))
+}
+
+/// What one version folder held.
+struct FolderStats {
+    lines: usize,
+    files: usize,
+    /// `claude_code_version` of every `system/init` and `initialize` answer.
+    reported_versions: BTreeMap<String, usize>,
+    /// `sandbox_enabled` values seen (typed).
+    sandbox: BTreeMap<String, usize>,
+    /// Results carrying `begun_message_ids`.
+    results_with_begun_ids: usize,
+}
+
 #[test]
-fn every_transcript_line_roundtrips_typed() {
-    let dir = transcripts_dir();
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+fn transcript_folders_are_exactly_the_tested_versions() {
+    let found: Vec<CliVersion> = version_dirs().into_iter().map(|(v, _)| v).collect();
+    assert_eq!(
+        found, SUPPORTED_CLI.tested,
+        "shared/cli-transcripts/ must hold one folder per tested version of SUPPORTED_CLI"
+    );
+}
+
+#[test]
+fn every_transcript_line_of_every_version_roundtrips_typed() {
+    let dirs = version_dirs();
+    assert!(!dirs.is_empty(), "no version folders in cli-transcripts");
+    for (version, dir) in &dirs {
+        let stats = check_folder(dir);
+        println!(
+            "{version}: {} lines from {} files; versions reported {:?}; sandbox_enabled {:?}; \
+             results with begun_message_ids: {}",
+            stats.lines,
+            stats.files,
+            stats.reported_versions,
+            stats.sandbox,
+            stats.results_with_begun_ids
+        );
+        // The frames say which CLI printed them: the folder name must be that version.
+        assert_eq!(
+            stats.reported_versions.keys().collect::<Vec<_>>(),
+            vec![&version.to_string()],
+            "{}: frames report other versions",
+            dir.display()
+        );
+        if *version == CliVersion::new(2, 1, 329) {
+            assert!(
+                stats.lines >= 350,
+                "2.1.329: suspiciously few lines: {} (360 expected)",
+                stats.lines
+            );
+            assert!(stats.sandbox.is_empty(), "2.1.329 has no sandbox_enabled");
+            assert_eq!(stats.results_with_begun_ids, 0);
+        }
+        if *version == CliVersion::new(2, 1, 332) {
+            assert!(
+                stats.lines >= 150,
+                "2.1.332: suspiciously few lines: {}",
+                stats.lines
+            );
+            // Every init and initialize answer reports it; these runs had no sandbox.
+            assert_eq!(stats.sandbox.keys().collect::<Vec<_>>(), vec!["Disabled"]);
+            assert!(
+                stats.results_with_begun_ids >= 4,
+                "2.1.332 results with --include-partial-messages carry begun_message_ids"
+            );
+        }
+    }
+}
+
+fn check_folder(dir: &Path) -> FolderStats {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .expect("list transcripts")
         .map(|e| e.expect("dir entry").path())
         .collect();
@@ -121,6 +243,9 @@ fn every_transcript_line_roundtrips_typed() {
     let mut raw: BTreeMap<String, usize> = BTreeMap::new();
     let mut expected_raw: BTreeMap<String, usize> = BTreeMap::new();
     let mut jsonl_files = 0;
+    let mut reported_versions: BTreeMap<String, usize> = BTreeMap::new();
+    let mut sandbox: BTreeMap<String, usize> = BTreeMap::new();
+    let mut results_with_begun_ids = 0;
     for path in &files {
         let name = path
             .file_name()
@@ -161,6 +286,39 @@ fn every_transcript_line_roundtrips_typed() {
             *per_type
                 .entry(format!("{dir_mark} {}", msg.type_name()))
                 .or_default() += 1;
+            match &msg {
+                Message::System(SystemMessage::Init(i)) => {
+                    if let Some(v) = &i.claude_code_version {
+                        *reported_versions.entry(v.clone()).or_default() += 1;
+                    }
+                    if let Some(sb) = &i.sandbox_enabled {
+                        *sandbox.entry(format!("{sb:?}")).or_default() += 1;
+                    }
+                }
+                Message::ControlResponse(r) => {
+                    if let ControlResponseBody::Success(ok) = &r.response {
+                        if let Ok(init) = InitializeResponse::from_value(ok.response.clone()) {
+                            if let Some(v) = &init.claude_code_version {
+                                *reported_versions.entry(v.clone()).or_default() += 1;
+                            }
+                            if let Some(sb) = &init.sandbox_enabled {
+                                *sandbox.entry(format!("{sb:?}")).or_default() += 1;
+                            }
+                        }
+                    }
+                }
+                Message::Result(r) if !r.begun_message_ids().is_empty() => {
+                    assert!(
+                        r.begun_message_ids()
+                            .iter()
+                            .all(|id| id.starts_with("msg_")),
+                        "{name}: begun_message_ids {:?}",
+                        r.begun_message_ids()
+                    );
+                    results_with_begun_ids += 1;
+                }
+                _ => {}
+            }
             for r in raw_parts(&msg) {
                 // The control transcript deliberately sends an unknown subtype.
                 if r == "control_request/\"no_such_subtype\"" {
@@ -171,20 +329,31 @@ fn every_transcript_line_roundtrips_typed() {
             }
         }
     }
-    println!("parsed {total} lines from {jsonl_files} files");
+    println!(
+        "{}: parsed {total} lines from {jsonl_files} files",
+        dir.display()
+    );
     for (t, n) in &per_type {
         println!("  {t}: {n}");
     }
     println!("raw by design: {expected_raw:?}");
     println!("raw for lack of a type: {raw:?}");
-    assert!(
-        total >= 350,
-        "suspiciously few lines: {total} (360 expected)"
-    );
     assert_eq!(
         expected_raw.values().sum::<usize>(),
         1,
-        "the unknown control subtype sent in control.jsonl.timed"
+        "{}: the unknown control subtype sent in control.jsonl.timed",
+        dir.display()
     );
-    assert!(raw.is_empty(), "lines fell into raw variants: {raw:#?}");
+    assert!(
+        raw.is_empty(),
+        "{}: lines fell into raw variants: {raw:#?}",
+        dir.display()
+    );
+    FolderStats {
+        lines: total,
+        files: jsonl_files,
+        reported_versions,
+        sandbox,
+        results_with_begun_ids,
+    }
 }

@@ -15,12 +15,14 @@ mod reader;
 mod writer;
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use claude_protocol::{ControlRequest, ControlRequestBody, Message, RequestIdGenerator};
+use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -31,12 +33,13 @@ pub(crate) use reader::{Activity, BATCH_LIMIT, Batch, ControlAnswer, ReaderCmd};
 pub(crate) use writer::WriterCmd;
 
 use crate::config::SessionConfig;
+use crate::containment::{Containment, ContainmentUsage, MemoryEnforcement};
 use crate::error::{ExitInfo, SessionError};
 use crate::events::{SessionEvent, SessionEventKind};
 use crate::framing::LineReader;
 use crate::health::{HealthSnapshot, SessionStatus, rss_bytes};
 use crate::incoming::{ControlHandler, IncomingRequests};
-use crate::launcher::{GroupSignal, GroupSignaller};
+use crate::launcher::{GroupSignal, LaunchContext};
 use crate::ledger::TurnCost;
 use crate::stderr::StderrTail;
 use crate::turn::{Prompt, ServerInfo};
@@ -55,11 +58,13 @@ pub(crate) struct PendingTurn {
 }
 
 /// What the reader saw in a turn's `result`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct TurnEnd {
     pub(crate) is_error: bool,
     pub(crate) cumulative_usd: Option<f64>,
     pub(crate) usage: TurnCost,
+    /// The conversation `--resume` asked for, when the CLI answered that it does not have it.
+    pub(crate) conversation_not_found: Option<String>,
 }
 
 /// The actor's mailbox.
@@ -67,14 +72,21 @@ pub(crate) struct TurnEnd {
 pub(crate) enum SessionMsg {
     Query(PendingTurn),
     CancelTurn(u64),
-    Interrupt(oneshot::Sender<Result<bool, SessionError>>),
+    /// `deadline`: when the caller stops waiting (the call's control timeout, from the call).
+    Interrupt {
+        reply: oneshot::Sender<Result<bool, SessionError>>,
+        deadline: Instant,
+    },
     Control {
         // Boxed: the control bodies are large, and every message of the mailbox pays for the
         // largest variant.
         body: Box<ControlRequestBody>,
         reply: oneshot::Sender<Result<serde_json::Value, SessionError>>,
+        deadline: Instant,
     },
     Health(oneshot::Sender<HealthSnapshot>),
+    /// Stop taking turns if none is running or queued; answers whether it did.
+    CloseIfIdle(oneshot::Sender<bool>),
     TurnFinished {
         turn: u64,
         end: TurnEnd,
@@ -84,7 +96,12 @@ pub(crate) enum SessionMsg {
     StdoutClosed(Option<String>),
     PipeFailed(String),
     ProcessExited(Result<ExitStatus, String>),
+    /// The process exited and the reader has reached the end of its stdout: every frame it read
+    /// is in the mailbox ahead of this message.
+    ExitSettled(Result<ExitStatus, String>),
     Tick,
+    /// Time to sample the tree's memory against the memory limit.
+    MemoryTick,
 }
 
 /// What `Session::start` hands the actor.
@@ -93,6 +110,8 @@ pub(crate) struct StartArgs {
     pub(crate) events: broadcast::Sender<SessionEvent>,
     pub(crate) info: Arc<OnceLock<ServerInfo>>,
     pub(crate) handler: Option<Arc<dyn ControlHandler>>,
+    /// Where `transcript_mirror` frames go (dropped without one).
+    pub(crate) mirror: Option<crate::MirrorSink>,
     /// Cleared before the actor fails or stops any turn, so that a caller who has seen a turn
     /// fail can never hand the next one to this dying instance.
     pub(crate) accepting: Arc<AtomicBool>,
@@ -107,7 +126,8 @@ struct Process {
     launched_at: Instant,
     writer: mpsc::UnboundedSender<WriterCmd>,
     reader: mpsc::UnboundedSender<ReaderCmd>,
-    signaller: Arc<dyn GroupSignaller>,
+    /// Everything the CLI started (named for what the shutdown recipe does with it).
+    signaller: Containment,
     exit: watch::Receiver<Option<Result<ExitStatus, String>>>,
     stderr: StderrTail,
     activity: Arc<Activity>,
@@ -121,7 +141,9 @@ struct Process {
 impl Drop for Process {
     fn drop(&mut self) {
         // The last line of defence (an actor killed outright skips `post_stop`): nothing in the
-        // group may outlive the session. Harmless when the group is already gone.
+        // containment may outlive the session. Harmless when it is already empty, and it can
+        // only reach this launch's processes (pidfds and the launch's own cgroups, never a bare
+        // pid that may have been reused).
         let _ = self.signaller.signal(GroupSignal::Kill);
         self.incoming.abort_all();
         self.reader_task.abort();
@@ -146,9 +168,14 @@ impl Process {
     /// Waits (bounded) for stdout and stderr to reach their ends, so that every frame has been
     /// routed and the stderr tail is complete before an error is built from them.
     async fn settle_output(&mut self, limit: Duration) {
+        // A task awaited to its end once is not awaited again (its output is gone).
         let _ = tokio::time::timeout(limit, async {
-            let _ = (&mut self.reader_task).await;
-            let _ = (&mut self.stderr_task).await;
+            if !self.reader_task.is_finished() {
+                let _ = (&mut self.reader_task).await;
+            }
+            if !self.stderr_task.is_finished() {
+                let _ = (&mut self.stderr_task).await;
+            }
         })
         .await;
     }
@@ -187,7 +214,8 @@ struct ActiveTurn {
     _permit: OwnedSemaphorePermit,
     started: Instant,
     stall_interrupt_at: Option<Instant>,
-    timed_out: bool,
+    /// When the turn timeout fired and the turn was interrupted (and failed).
+    timeout_interrupt_at: Option<Instant>,
     /// The turn's `tracing` span, from dispatch to its end.
     span: tracing::Span,
 }
@@ -205,18 +233,37 @@ pub(crate) struct State {
     /// Why the runtime itself is bringing the process down (a stall, a lost pipe), if it is.
     failure: Option<Failure>,
     ticker: Option<JoinHandle<()>>,
+    /// Whether a turn runs: the ticker runs only then.
+    busy: watch::Sender<bool>,
+    memory_ticker: Option<JoinHandle<()>>,
     accepting: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone)]
 enum Failure {
-    Stalled { turn: u64, idle: Duration },
+    Stalled {
+        turn: u64,
+        idle: Duration,
+    },
+    TurnTimeoutIgnored {
+        turn: u64,
+        timeout: Duration,
+        control: Duration,
+    },
     Disconnected(String),
+    MemoryLimit {
+        limit_bytes: u64,
+        usage_bytes: u64,
+        enforced_by: MemoryEnforcement,
+    },
 }
 
 impl Drop for State {
     fn drop(&mut self) {
         if let Some(t) = &self.ticker {
+            t.abort();
+        }
+        if let Some(t) = &self.memory_ticker {
             t.abort();
         }
     }
@@ -256,7 +303,7 @@ impl State {
             _permit: turn.permit,
             started: Instant::now(),
             stall_interrupt_at: None,
-            timed_out: false,
+            timeout_interrupt_at: None,
             span: tracing::info_span!("turn", session = %self.config.name, turn = turn.id),
         });
         self.status = SessionStatus::Busy;
@@ -320,38 +367,116 @@ impl State {
             cost: self.config.ledger.totals(),
             rss_bytes: rss_bytes(self.process.pid),
             cli_version: self.cli_version.clone(),
+            containment: Some(self.containment_report()),
+            process_tree: Some(self.process.signaller.clone()),
         }
     }
 
+    /// The containment's report; a session with an egress policy that its launcher does not
+    /// know of reports the policy as not enforced.
+    fn containment_report(&self) -> crate::ContainmentReport {
+        let mut report = self.process.signaller.report();
+        if report.egress.is_none()
+            && let Some(policy) = &self.config.egress
+        {
+            report.egress = Some(crate::EgressReport::not_enforced(
+                policy,
+                "the session's launcher does not enforce egress policies",
+            ));
+        }
+        report
+    }
+
+    /// Samples the tree's memory against the memory limit: a kernel OOM kill in the session's
+    /// memory cgroup (a kernel-enforced limit), or usage past the limit (a checked one), stops
+    /// the CLI so that the session fails and is restarted with its conversation.
+    fn check_memory(&mut self) {
+        let Some(limit_bytes) = self.config.memory_limit else {
+            return;
+        };
+        if self.failure.is_some() || self.status == SessionStatus::Stopping {
+            return;
+        }
+        let usage = self.process.signaller.usage();
+        let Some((usage_bytes, enforced_by)) =
+            memory_exceeded(&self.process.signaller, limit_bytes, &usage)
+        else {
+            return;
+        };
+        tracing::error!(session = %self.config.name, limit_bytes, usage_bytes, enforced_by = enforced_by.as_str(), "memory limit exceeded: stopping the CLI");
+        self.accepting.store(false, Ordering::SeqCst);
+        self.note_memory_limit(limit_bytes, usage_bytes, enforced_by);
+        self.emit(SessionEventKind::Signalled { signal: "SIGKILL" });
+        let _ = self.process.signaller.signal(GroupSignal::Kill);
+    }
+
+    fn note_memory_limit(
+        &mut self,
+        limit_bytes: u64,
+        usage_bytes: u64,
+        enforced_by: MemoryEnforcement,
+    ) {
+        self.emit(SessionEventKind::MemoryLimitExceeded {
+            limit_bytes,
+            usage_bytes,
+            enforced_by: enforced_by.as_str(),
+        });
+        self.failure = Some(Failure::MemoryLimit {
+            limit_bytes,
+            usage_bytes,
+            enforced_by,
+        });
+    }
+
     fn on_tick(&mut self) {
+        // The CLI is already being brought down; its exit settles the turns.
+        if self.failure.is_some() {
+            return;
+        }
         let timeouts = self.config.timeouts.clone();
         let Some(active) = self.active.as_mut() else {
             return;
         };
-        if active.outcome.is_none() && active.stall_interrupt_at.is_none() && !active.timed_out {
-            return;
-        }
         let now = Instant::now();
-        if let Some(limit) = timeouts.turn
-            && !active.timed_out
-            && now.duration_since(active.started) >= limit
-        {
-            active.timed_out = true;
-            let turn = active.id;
-            tracing::warn!(session = %self.config.name, turn, "turn timeout: interrupting");
-            self.interrupt_quietly();
-            self.fail_active(SessionError::TurnTimeout {
-                session: self.name(),
-                turn,
-                timeout: limit,
-            });
-            return;
+        if let Some(limit) = timeouts.turn {
+            match active.timeout_interrupt_at {
+                None if now.duration_since(active.started) >= limit => {
+                    active.timeout_interrupt_at = Some(now);
+                    let turn = active.id;
+                    tracing::warn!(session = %self.config.name, turn, "turn timeout: interrupting");
+                    self.interrupt_quietly();
+                    self.fail_active(SessionError::TurnTimeout {
+                        session: self.name(),
+                        turn,
+                        timeout: limit,
+                    });
+                    return;
+                }
+                // The interrupt was ignored (a wedged CLI): stop the CLI, so that the session
+                // fails and is restarted instead of staying busy with a turn nobody waits for.
+                Some(at) if now.duration_since(at) >= timeouts.control => {
+                    let turn = active.id;
+                    tracing::error!(session = %self.config.name, turn, "timed-out turn did not end when interrupted: stopping the CLI");
+                    self.accepting.store(false, Ordering::SeqCst);
+                    self.failure = Some(Failure::TurnTimeoutIgnored {
+                        turn,
+                        timeout: limit,
+                        control: timeouts.control,
+                    });
+                    self.emit(SessionEventKind::Signalled { signal: "SIGKILL" });
+                    let _ = self.process.signaller.signal(GroupSignal::Kill);
+                    return;
+                }
+                // The timed-out turn's interrupt is under way: the escalation above owns it.
+                Some(_) => return,
+                None => {}
+            }
         }
         let Some(stall) = timeouts.stall else { return };
         // While one of our callbacks runs (a permission asked of a person, say) the CLI waits on
         // us: silence is not a stall. The callback's own deadline bounds the wait.
         if self.process.incoming.in_flight() {
-            self.process.activity.touch();
+            self.process.activity.excuse();
             return;
         }
         let Some(active) = self.active.as_mut() else {
@@ -367,6 +492,7 @@ impl State {
             Some(at) if now.duration_since(at) >= timeouts.control && idle >= stall => {
                 let (turn, idle) = (active.id, idle);
                 tracing::error!(session = %self.config.name, turn, ?idle, "stalled turn did not end when interrupted: stopping the CLI");
+                self.accepting.store(false, Ordering::SeqCst);
                 self.fail_active(SessionError::Stalled {
                     session: self.name(),
                     turn,
@@ -397,12 +523,49 @@ impl State {
             status: status_text.clone(),
             expected: false,
         });
+        // The kernel's OOM killer may have chosen the CLI itself: that is the memory limit too.
+        if self.failure.is_none()
+            && let Some(limit_bytes) = self.config.memory_limit
+            && let Some((usage_bytes, enforced_by)) = memory_exceeded(
+                &self.process.signaller,
+                limit_bytes,
+                &self.process.signaller.usage(),
+            )
+        {
+            self.note_memory_limit(limit_bytes, usage_bytes, enforced_by);
+        }
         let failure = self.failure.clone();
         let make = |turn: Option<u64>| match (&failure, &status) {
+            (
+                Some(Failure::MemoryLimit {
+                    limit_bytes,
+                    usage_bytes,
+                    enforced_by,
+                }),
+                _,
+            ) => SessionError::MemoryLimitExceeded {
+                session: session.clone(),
+                limit_bytes: *limit_bytes,
+                usage_bytes: *usage_bytes,
+                enforced_by: enforced_by.as_str(),
+            },
             (Some(Failure::Stalled { turn, idle }), _) => SessionError::Stalled {
                 session: session.clone(),
                 turn: *turn,
                 idle: *idle,
+            },
+            (
+                Some(Failure::TurnTimeoutIgnored {
+                    turn,
+                    timeout,
+                    control,
+                }),
+                _,
+            ) => SessionError::TurnTimeoutIgnored {
+                session: session.clone(),
+                turn: *turn,
+                timeout: *timeout,
+                control: *control,
             },
             (Some(Failure::Disconnected(detail)), _) | (None, Err(detail)) => {
                 SessionError::Disconnected {
@@ -426,7 +589,7 @@ impl State {
     }
 
     /// The shutdown recipe: interrupt (if busy) → close stdin → grace → SIGTERM the group →
-    /// grace → SIGKILL the group → reap.
+    /// grace → SIGKILL the group → reap. It takes at most [`shutdown_bound`].
     async fn shut_down(&mut self) {
         self.accepting.store(false, Ordering::SeqCst);
         self.status = SessionStatus::Stopping;
@@ -448,13 +611,13 @@ impl State {
                     tracing::warn!(session = %self.config.name, "CLI still running after SIGTERM: SIGKILL");
                     self.emit(SessionEventKind::Signalled { signal: "SIGKILL" });
                     let _ = self.process.signaller.signal(GroupSignal::Kill);
-                    self.process.wait_exit(Duration::from_secs(10)).await;
+                    self.process.wait_exit(REAP_AFTER_KILL).await;
                 }
             }
         }
         // Descendants that outlived the CLI (a tool that ignores SIGTERM, say) go now.
         let _ = self.process.signaller.signal(GroupSignal::Kill);
-        self.process.settle_output(Duration::from_millis(500)).await;
+        self.process.settle_output(SETTLE_AT_STOP).await;
         if let Some(status) = self.process.exit_status() {
             let status = match status {
                 Ok(s) => ExitInfo(s).to_string(),
@@ -470,6 +633,26 @@ impl State {
             session: session.clone(),
         });
     }
+}
+
+/// How long the shutdown recipe waits for the CLI to be reaped after its SIGKILL.
+const REAP_AFTER_KILL: Duration = Duration::from_secs(10);
+/// How long the shutdown recipe waits for stdout and stderr to reach their ends.
+const SETTLE_AT_STOP: Duration = Duration::from_millis(500);
+/// What the actor may take beyond the recipe's own waits to get to it and wind down (a message
+/// being handled when the stop came, the last events).
+const STOP_SLACK: Duration = Duration::from_secs(2);
+
+/// The longest a stop can take when the actor is not stuck: the recipe's waits (interrupt
+/// answer, stdin grace, SIGTERM grace, reaping after SIGKILL, settling the pipes) plus slack.
+/// [`Session::stop`](crate::Session::stop) waits no longer.
+pub(crate) fn shutdown_bound(timeouts: &crate::config::Timeouts) -> Duration {
+    timeouts.control
+        + timeouts.stdin_grace
+        + timeouts.term_grace
+        + REAP_AFTER_KILL
+        + SETTLE_AT_STOP
+        + STOP_SLACK
 }
 
 /// Launches the process, starts the I/O tasks, and answers `initialize`; on any failure the
@@ -489,20 +672,64 @@ async fn launch(
             source: crate::LaunchError::Other(format!("could not create a spill directory: {e}")),
         })?;
     let options = config.launch_options();
-    let spec = options
+    let mut spec = options
         .command(&config.cli_path, Some(spill_dir.path()))
         .map_err(|source| SessionError::Options {
             session: session.clone(),
             source,
         })?;
-    let launched = config
-        .launcher
-        .launch(&spec)
-        .await
-        .map_err(|source| SessionError::Launch {
-            session: session.clone(),
-            source,
-        })?;
+    let ctx = LaunchContext::new(config.name.clone())
+        .containment(config.containment.clone())
+        .memory_limit(config.memory_limit)
+        .egress(config.egress.clone());
+    config.apply_environment(&mut spec, &ctx.launch_id);
+    config.prepare_home().map_err(|e| SessionError::Launch {
+        session: session.clone(),
+        source: crate::LaunchError::Other(format!(
+            "could not create the session's home directories: {e}"
+        )),
+    })?;
+    // The launcher is user code: a panic in it (while called, or in its future) is a launch
+    // error of this session, never the actor's or the program's.
+    let launching =
+        AssertUnwindSafe(async { config.launcher.launch_with(&spec, &ctx).await }).catch_unwind();
+    // Bounded like the rest of the start: a launcher that never finishes (a remote link that
+    // hangs) must not hold `Session::start` for ever.
+    let launched = match tokio::time::timeout(config.timeouts.init, launching).await {
+        Ok(Ok(launched)) => launched,
+        Ok(Err(panic)) => Err(crate::LaunchError::Other(format!(
+            "the launcher panicked: {}",
+            crate::callbacks::panic_message(&*panic)
+        ))),
+        Err(_) => {
+            return Err(SessionError::LaunchTimeout {
+                session,
+                timeout: config.timeouts.init,
+            });
+        }
+    }
+    .map_err(|source| SessionError::Launch {
+        session: session.clone(),
+        source,
+    })?;
+    // A launcher that ignored the context must not pass off a weaker mechanism as the one
+    // required.
+    if ctx.containment.is_required()
+        && !ctx.containment.order().contains(&launched.signaller.kind())
+    {
+        let got = launched.signaller.kind();
+        let _ = launched.signaller.signal(GroupSignal::Kill);
+        return Err(SessionError::Launch {
+            session,
+            source: crate::LaunchError::ContainmentUnavailable {
+                required: ctx.containment.order().first().copied(),
+                tried: format!(
+                    "the launcher {:?} contained the CLI by {got}",
+                    config.launcher
+                ),
+            },
+        });
+    }
     config.ledger.begin_process(number);
     let span =
         tracing::info_span!("session", name = %config.name, process = number, pid = launched.pid);
@@ -536,9 +763,15 @@ async fn launch(
     let exit_actor = myself.clone();
     let exit_future = launched.exit;
     let exit_task = tokio::spawn(async move {
-        let status = exit_future
-            .await
-            .map_err(|e| format!("waiting for the CLI failed: {e}"));
+        // The launcher's future: a panic in it still reports the process as gone (else the
+        // session would wait for an exit it never hears of).
+        let status = match AssertUnwindSafe(exit_future).catch_unwind().await {
+            Ok(status) => status.map_err(|e| format!("waiting for the CLI failed: {e}")),
+            Err(panic) => Err(format!(
+                "the launcher's exit future panicked: {}",
+                crate::callbacks::panic_message(&*panic)
+            )),
+        };
         let _ = exit_tx.send(Some(status.clone()));
         let _ = exit_actor.cast(SessionMsg::ProcessExited(status));
     });
@@ -550,7 +783,8 @@ async fn launch(
         args.events.clone(),
         incoming.clone(),
         activity.clone(),
-    );
+    )
+    .with_mirror(args.mirror.clone());
     let reader_task = tokio::spawn(reader.run().instrument(span));
     let mut process = Process {
         number,
@@ -558,7 +792,7 @@ async fn launch(
         launched_at: Instant::now(),
         writer: writer_tx,
         reader: reader_tx,
-        signaller: launched.signaller,
+        signaller: Containment::from_arc(launched.signaller),
         exit: exit_rx,
         stderr,
         activity,
@@ -586,6 +820,7 @@ async fn launch(
         Rejected(String),
         Exited,
         Timeout,
+        CliTooOld(claude_protocol::CliVersion),
     }
     let outcome = tokio::select! {
         answer = answer => match answer {
@@ -598,7 +833,10 @@ async fn launch(
         _ = tokio::time::sleep(timeout) => Err(InitFailure::Timeout),
     };
     let failure = match outcome {
-        Ok(value) => return Ok((process, value)),
+        Ok(value) => match check_cli_version(args, &value) {
+            Ok(()) => return Ok((process, value)),
+            Err(found) => InitFailure::CliTooOld(found),
+        },
         Err(failure) => failure,
     };
     if matches!(failure, InitFailure::Exited) {
@@ -612,6 +850,11 @@ async fn launch(
     let stderr_tail = process.stderr.text();
     Err(match failure {
         InitFailure::Rejected(message) => SessionError::InitRejected { session, message },
+        InitFailure::CliTooOld(found) => SessionError::CliTooOld {
+            session,
+            found,
+            minimum: claude_protocol::SUPPORTED_CLI.minimum,
+        },
         InitFailure::Timeout => SessionError::InitTimeout {
             session,
             timeout,
@@ -637,7 +880,92 @@ async fn launch(
     })
 }
 
-fn spawn_ticker(myself: &ActorRef<SessionMsg>, config: &SessionConfig) -> Option<JoinHandle<()>> {
+/// Applies the supported range (`claude_protocol::SUPPORTED_CLI`) to the version the CLI reported
+/// in its `initialize` answer: `Err(version)` when it is older than the minimum; a
+/// [`SessionEventKind::CliVersionUntested`] event (and a warning) when it is newer than the newest
+/// tested one. An answer without a readable version passes: the range cannot be judged.
+fn check_cli_version(
+    args: &StartArgs,
+    answer: &serde_json::Value,
+) -> Result<(), claude_protocol::CliVersion> {
+    use claude_protocol::{CliSupport, SUPPORTED_CLI};
+    let Some(found) = answer
+        .get("claude_code_version")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|v| v.parse().ok())
+    else {
+        return Ok(());
+    };
+    match SUPPORTED_CLI.support(found) {
+        CliSupport::TooOld { .. } => Err(found),
+        CliSupport::NewerThanTested { newest_tested } => {
+            tracing::warn!(session = %args.config.name, %found, %newest_tested,
+                "the Claude CLI is newer than the newest tested version; running it anyway");
+            let _ = args.events.send(SessionEvent {
+                session: args.config.name.clone(),
+                kind: SessionEventKind::CliVersionUntested {
+                    found,
+                    newest_tested,
+                },
+            });
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether `usage` is past the memory limit: for a kernel-enforced limit, an OOM kill in the
+/// session's memory cgroup; for a checked one, memory past the limit. The usage reported and
+/// what enforced it.
+fn memory_exceeded(
+    containment: &Containment,
+    limit_bytes: u64,
+    usage: &ContainmentUsage,
+) -> Option<(u64, MemoryEnforcement)> {
+    let enforced_by = containment
+        .memory_limit()
+        .map_or(MemoryEnforcement::Checked, |(_, e)| e);
+    match enforced_by {
+        MemoryEnforcement::Cgroup => usage.oom_kills.is_some_and(|n| n > 0).then(|| {
+            (
+                usage.memory_bytes.unwrap_or(limit_bytes).max(limit_bytes),
+                enforced_by,
+            )
+        }),
+        _ => usage
+            .memory_bytes
+            .filter(|used| *used > limit_bytes)
+            .map(|used| (used, enforced_by)),
+    }
+}
+
+/// A ticker that samples the tree's memory, when the session has a memory limit.
+fn spawn_memory_ticker(
+    myself: &ActorRef<SessionMsg>,
+    config: &SessionConfig,
+) -> Option<JoinHandle<()>> {
+    config.memory_limit?;
+    let period = config.memory_check_interval;
+    let actor = myself.clone();
+    Some(tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if actor.cast(SessionMsg::MemoryTick).is_err() {
+                return;
+            }
+        }
+    }))
+}
+
+/// A ticker for the stall and turn-timeout checks. It ticks only while a turn runs (`busy`):
+/// an idle session costs no wake-ups.
+fn spawn_ticker(
+    myself: &ActorRef<SessionMsg>,
+    config: &SessionConfig,
+    mut busy: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
     let shortest = [config.timeouts.stall, config.timeouts.turn]
         .into_iter()
         .flatten()
@@ -645,12 +973,18 @@ fn spawn_ticker(myself: &ActorRef<SessionMsg>, config: &SessionConfig) -> Option
     let period = (shortest / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
     let actor = myself.clone();
     Some(tokio::spawn(async move {
-        let mut interval = tokio::time::interval(period);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            interval.tick().await;
-            if actor.cast(SessionMsg::Tick).is_err() {
+            if busy.wait_for(|b| *b).await.is_err() {
                 return;
+            }
+            let mut interval =
+                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while *busy.borrow() {
+                interval.tick().await;
+                if actor.cast(SessionMsg::Tick).is_err() {
+                    return;
+                }
             }
         }
     }))
@@ -677,7 +1011,9 @@ impl Actor for SessionActor {
             },
         });
         tracing::info!(session = %args.config.name, pid = process.pid, cli_version, "session ready");
-        let ticker = spawn_ticker(&myself, &args.config);
+        let (busy, busy_rx) = watch::channel(false);
+        let ticker = spawn_ticker(&myself, &args.config, busy_rx);
+        let memory_ticker = spawn_memory_ticker(&myself, &args.config);
         Ok(State {
             config: args.config,
             events: args.events,
@@ -690,18 +1026,28 @@ impl Actor for SessionActor {
             cli_version,
             failure: None,
             ticker,
+            busy,
+            memory_ticker,
             accepting: args.accepting,
         })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<SessionMsg>,
+        myself: ActorRef<SessionMsg>,
         msg: SessionMsg,
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SessionMsg::Query(turn) => {
+                if !state.accepting.load(Ordering::SeqCst) {
+                    // Closed after the caller looked (`close_if_idle`, a failure): refused
+                    // before it starts, so the caller sends it to the next instance.
+                    let _ = turn.outcome.send(Err(SessionError::NotRunning {
+                        session: state.name(),
+                    }));
+                    return Ok(());
+                }
                 state.queue.push_back(turn);
                 state.try_dispatch();
             }
@@ -720,7 +1066,7 @@ impl Actor for SessionActor {
                     state.interrupt_quietly();
                 }
             }
-            SessionMsg::Interrupt(reply) => {
+            SessionMsg::Interrupt { reply, deadline } => {
                 if state.active.is_none() {
                     let _ = reply.send(Ok(false));
                 } else {
@@ -731,23 +1077,38 @@ impl Actor for SessionActor {
                     let (session, timeout) = (state.name(), state.config.timeouts.control);
                     tokio::spawn(async move {
                         let _ = reply.send(
-                            await_control(session, "interrupt", timeout, answer)
+                            await_control(session, "interrupt", timeout, deadline, answer)
                                 .await
                                 .map(|_| true),
                         );
                     });
                 }
             }
-            SessionMsg::Control { body, reply } => {
+            SessionMsg::Control {
+                body,
+                reply,
+                deadline,
+            } => {
                 let subtype = body.subtype().to_owned();
                 let answer = state.process.send_control(&state.ids, *body);
                 let (session, timeout) = (state.name(), state.config.timeouts.control);
                 tokio::spawn(async move {
-                    let _ = reply.send(await_control(session, &subtype, timeout, answer).await);
+                    let _ = reply
+                        .send(await_control(session, &subtype, timeout, deadline, answer).await);
                 });
             }
             SessionMsg::Health(reply) => {
                 let _ = reply.send(state.health());
+            }
+            SessionMsg::CloseIfIdle(reply) => {
+                // Ordered with the queries in the mailbox: a turn that arrived first keeps the
+                // session open; one that arrives after is refused (`NotRunning`) and goes to
+                // the next instance.
+                let idle = state.active.is_none() && state.queue.is_empty();
+                if idle {
+                    state.accepting.store(false, Ordering::SeqCst);
+                }
+                let _ = reply.send(idle);
             }
             SessionMsg::TurnFinished { turn, end } => {
                 if state.active.as_ref().is_some_and(|a| a.id == turn) {
@@ -769,6 +1130,9 @@ impl Actor for SessionActor {
                         if let Some(outcome) = active.outcome {
                             let _ = outcome.send(Ok(cost));
                         }
+                    }
+                    if let Some(session_id) = end.conversation_not_found {
+                        state.emit(SessionEventKind::ConversationNotFound { session_id });
                     }
                     state.emit(SessionEventKind::TurnFinished {
                         turn,
@@ -807,12 +1171,27 @@ impl Actor for SessionActor {
             }
             SessionMsg::ProcessExited(status) => {
                 if state.status != SessionStatus::Stopping {
+                    // What the CLI wrote before it exited (a turn's `result`, say "No
+                    // conversation found") is still on its way: let the reader reach the end of
+                    // stdout, then handle the exit after the frames it read.
+                    state.accepting.store(false, Ordering::SeqCst);
+                    state.process.settle_output(Duration::from_secs(1)).await;
+                    let _ = myself.cast(SessionMsg::ExitSettled(status));
+                }
+            }
+            SessionMsg::ExitSettled(status) => {
+                if state.status != SessionStatus::Stopping {
                     let error = state.on_unexpected_exit(status).await;
                     return Err(Box::new(error));
                 }
             }
             SessionMsg::Tick => state.on_tick(),
+            SessionMsg::MemoryTick => state.check_memory(),
         }
+        let busy = state.active.is_some();
+        state
+            .busy
+            .send_if_modified(|b| std::mem::replace(b, busy) != busy);
         Ok(())
     }
 
@@ -827,13 +1206,16 @@ impl Actor for SessionActor {
     }
 }
 
+/// Waits for the answer to a control request until `deadline` (the caller's call time plus
+/// `timeout`, the control timeout, which the error names).
 async fn await_control(
     session: String,
     subtype: &str,
     timeout: Duration,
+    deadline: Instant,
     answer: oneshot::Receiver<ControlAnswer>,
 ) -> Result<serde_json::Value, SessionError> {
-    match tokio::time::timeout(timeout, answer).await {
+    match tokio::time::timeout_at(deadline, answer).await {
         Ok(Ok(Ok(value))) => Ok(value),
         Ok(Ok(Err(message))) => Err(SessionError::ControlRejected {
             session,

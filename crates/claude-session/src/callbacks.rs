@@ -9,8 +9,9 @@
 //!
 //! Every callback runs on a task of its own, off the stdout reader, under a deadline; it knows
 //! the session it serves. A `control_cancel_request` from the CLI aborts it. A callback that
-//! fails, panics or overruns its deadline becomes an error answer to the CLI; the session lives
-//! on.
+//! fails, panics (while it is called or while its future runs) or overruns its deadline becomes
+//! an error answer to the CLI (for an MCP tool, an error result the model sees); only that
+//! request fails, and the session lives on.
 
 mod hooks;
 mod mcp;
@@ -100,7 +101,7 @@ struct Inner {
 /// `{"type":"sdk","name":…}` entry in the MCP config for each in-process server. Every callback
 /// runs on a task of its own, off the stdout reader, under a deadline, and knows its session; the
 /// CLI's `control_cancel_request` aborts it; a failure, a panic or an overrun becomes an error
-/// answer to the CLI, and the session lives on.
+/// answer to the CLI (for an MCP tool, an error result), and the session lives on.
 ///
 /// # Examples
 ///
@@ -169,6 +170,17 @@ impl fmt::Debug for Callbacks {
                     .collect::<Vec<_>>(),
             )
             .finish()
+    }
+}
+
+/// The message of a caught panic (`panic!("…")` payloads are `&str` or `String`).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic payload that is not a string)".to_owned()
     }
 }
 
@@ -419,9 +431,10 @@ impl ControlHandler for Callbacks {
                 };
                 let original = req.input.clone();
                 let tool = req.tool_name.clone();
-                let work = callback(PermissionRequest::new(session, req));
+                // The callback is called inside the future, so that a panic while it is called
+                // (before it returns its own future) is caught with the rest of it.
                 async move {
-                    match work.await {
+                    match callback(PermissionRequest::new(session, req)).await {
                         Ok(permission) => Ok(permission.into_decision(&original).to_value()),
                         Err(e) => Err(format!("the permission callback for `{tool}` failed: {e}")),
                     }
@@ -436,9 +449,10 @@ impl ControlHandler for Callbacks {
                 let input = HookInput::new(session, req.input, req.tool_use_id.flatten());
                 let event = input.event.clone();
                 let name = hook.event.clone();
-                let work = (hook.callback)(input);
+                let callback = hook.callback.clone();
+                // Called inside the future: see `CanUseTool` above.
                 async move {
-                    match work.await {
+                    match callback(input).await {
                         Ok(output) => Ok(output.to_value(&event)),
                         Err(e) => Err(format!("the {name} hook failed: {e}")),
                     }

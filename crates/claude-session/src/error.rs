@@ -69,6 +69,14 @@ pub enum SessionError {
         #[source]
         source: LaunchError,
     },
+    /// The launcher did not finish launching the CLI within the init timeout.
+    #[error("session `{session}`: the launcher did not start the CLI within {}", humantime::format_duration(*.timeout))]
+    LaunchTimeout {
+        /// The session.
+        session: String,
+        /// The bound (the init timeout).
+        timeout: Duration,
+    },
     /// The CLI exited before the session was ready.
     #[error("session `{session}`: the CLI exited during start-up ({status}); {}", tail(.stderr_tail))]
     ExitedDuringStart {
@@ -96,6 +104,20 @@ pub enum SessionError {
         session: String,
         /// The CLI's error message.
         message: String,
+    },
+    /// The CLI is older than the oldest supported version (`claude_protocol::SUPPORTED_CLI`);
+    /// it was stopped after answering `initialize`.
+    #[error(
+        "session `{session}`: the Claude CLI is version {found}, older than the oldest supported {minimum}; {}",
+        claude_protocol::SUPPORTED_CLI.install_hint()
+    )]
+    CliTooOld {
+        /// The session.
+        session: String,
+        /// The version the CLI reported.
+        found: claude_protocol::CliVersion,
+        /// The oldest supported version.
+        minimum: claude_protocol::CliVersion,
     },
     /// The CLI process exited while the session was running.
     #[error("session `{session}`: the CLI exited unexpectedly ({status}){}; {}", .turn.map(|t| format!(" during turn {t}")).unwrap_or_default(), tail(.stderr_tail))]
@@ -129,6 +151,21 @@ pub enum SessionError {
         /// The turn timeout.
         timeout: Duration,
     },
+    /// The turn exceeded the turn timeout and did not end within the control timeout of the
+    /// interrupt that followed, so the CLI was stopped. The timed-out turn itself failed with
+    /// [`TurnTimeout`](Self::TurnTimeout); this is the error of the turns queued behind it and
+    /// of the session's (abnormal) exit.
+    #[error("session `{session}`: turn {turn} exceeded the turn timeout of {} and ignored the interrupt for {}; the CLI was stopped", humantime::format_duration(*.timeout), humantime::format_duration(*.control))]
+    TurnTimeoutIgnored {
+        /// The session.
+        session: String,
+        /// The turn that timed out.
+        turn: u64,
+        /// The turn timeout.
+        timeout: Duration,
+        /// How long the interrupt was given (the control timeout).
+        control: Duration,
+    },
     /// The turn received no frame for the stall timeout, and did not end when interrupted.
     #[error("session `{session}`: turn {turn} stalled: no frame for {}; the CLI was stopped", humantime::format_duration(*.idle))]
     Stalled {
@@ -138,6 +175,20 @@ pub enum SessionError {
         turn: u64,
         /// How long it was silent.
         idle: Duration,
+    },
+    /// Everything the session ran went past its memory limit; the CLI was stopped.
+    #[error(
+        "session `{session}`: memory limit of {limit_bytes} bytes exceeded ({usage_bytes} bytes in use, enforced by {enforced_by}); the CLI was stopped"
+    )]
+    MemoryLimitExceeded {
+        /// The session.
+        session: String,
+        /// The limit.
+        limit_bytes: u64,
+        /// The usage seen.
+        usage_bytes: u64,
+        /// `cgroup` or `check` (see [`SessionEventKind::MemoryLimitExceeded`](crate::SessionEventKind::MemoryLimitExceeded)).
+        enforced_by: &'static str,
     },
     /// The turn queue was full and the queue policy is to reject.
     #[error("session `{session}`: the turn queue is full ({capacity} queued)")]
@@ -166,6 +217,17 @@ pub enum SessionError {
     NotRunning {
         /// The session.
         session: String,
+    },
+    /// The session's actor did not answer a call in time: it is stuck (in a launcher's signal
+    /// that hangs, say). For `stop`, the actor was then killed, which kills the CLI's group.
+    #[error("session `{session}`: the session did not answer `{request}` within {}", humantime::format_duration(*.timeout))]
+    Unresponsive {
+        /// The session.
+        session: String,
+        /// What was asked (`health`, `interrupt`, a control request's subtype, `stop`).
+        request: String,
+        /// The bound.
+        timeout: Duration,
     },
     /// A control request got no answer in time.
     #[error("session `{session}`: no answer to control request `{subtype}` within {}", humantime::format_duration(*.timeout))]
@@ -205,17 +267,22 @@ impl SessionError {
         match self {
             Self::Options { session, .. }
             | Self::Launch { session, .. }
+            | Self::LaunchTimeout { session, .. }
             | Self::ExitedDuringStart { session, .. }
             | Self::InitTimeout { session, .. }
             | Self::InitRejected { session, .. }
+            | Self::CliTooOld { session, .. }
             | Self::Exited { session, .. }
             | Self::Disconnected { session, .. }
             | Self::TurnTimeout { session, .. }
+            | Self::TurnTimeoutIgnored { session, .. }
             | Self::Stalled { session, .. }
+            | Self::MemoryLimitExceeded { session, .. }
             | Self::QueueFull { session, .. }
             | Self::Cancelled { session, .. }
             | Self::Stopped { session }
             | Self::NotRunning { session }
+            | Self::Unresponsive { session, .. }
             | Self::ControlTimeout { session, .. }
             | Self::ControlRejected { session, .. }
             | Self::UnexpectedAnswer { session, .. } => session,
@@ -248,6 +315,8 @@ impl SessionError {
             Self::Exited { .. }
                 | Self::Disconnected { .. }
                 | Self::Stalled { .. }
+                | Self::MemoryLimitExceeded { .. }
+                | Self::TurnTimeoutIgnored { .. }
                 | Self::ExitedDuringStart { .. }
         )
     }

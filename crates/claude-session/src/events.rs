@@ -27,6 +27,15 @@ pub enum SessionEventKind {
         /// The how-many-th process of this session instance (1 for the first).
         process: u64,
     },
+    /// The CLI reported a version newer than the newest tested one
+    /// (`claude_protocol::SUPPORTED_CLI`); the session runs it anyway. Sent once per process,
+    /// before [`SessionEventKind::Initialized`].
+    CliVersionUntested {
+        /// The version the CLI reported.
+        found: claude_protocol::CliVersion,
+        /// The newest version the suite was run with.
+        newest_tested: claude_protocol::CliVersion,
+    },
     /// The CLI answered `initialize`; the session is ready.
     Initialized {
         /// The CLI's version, as it reported it.
@@ -72,6 +81,12 @@ pub enum SessionEventKind {
         /// The new id.
         session_id: String,
     },
+    /// The CLI does not have the conversation it was asked to resume (its first turn said "No
+    /// conversation found with session ID"); the process exits after this turn.
+    ConversationNotFound {
+        /// The conversation it was asked to resume.
+        session_id: String,
+    },
     /// The CLI process exited.
     ProcessExited {
         /// Its exit status, as text.
@@ -83,6 +98,18 @@ pub enum SessionEventKind {
     Signalled {
         /// `SIGTERM` or `SIGKILL`.
         signal: &'static str,
+    },
+    /// Everything the session runs (the CLI and its tools) went past the session's memory
+    /// limit: the CLI is stopped, and a supervisor restarts it with its conversation.
+    MemoryLimitExceeded {
+        /// The limit, in bytes.
+        limit_bytes: u64,
+        /// The usage seen, in bytes (for a kernel-enforced limit: the cgroup's usage when its
+        /// OOM killer fired, which is at the limit).
+        usage_bytes: u64,
+        /// What enforced it: `cgroup` (the kernel's OOM killer in the session's memory cgroup)
+        /// or `check` (the session's own sampling).
+        enforced_by: &'static str,
     },
 }
 

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::containment::{Containment, ContainmentReport};
 use crate::ledger::CostTotals;
 
 /// Where a session is in its life.
@@ -27,7 +28,7 @@ pub struct HealthSnapshot {
     pub name: String,
     /// Where it is in its life.
     pub status: SessionStatus,
-    /// The CLI's pid.
+    /// The CLI's pid (it leads its own process group).
     pub pid: Option<u32>,
     /// Time since the CLI was launched.
     #[serde(with = "float_secs")]
@@ -43,10 +44,19 @@ pub struct HealthSnapshot {
     pub last_frame_age: Option<std::time::Duration>,
     /// Cost totals of the session (across restarts, when the ledger is shared).
     pub cost: CostTotals,
-    /// Resident memory of the CLI process in bytes (Linux), if readable.
+    /// Resident memory of the CLI process alone in bytes (Linux), if readable; see
+    /// [`containment`](Self::containment) for the whole tree.
     pub rss_bytes: Option<u64>,
     /// The CLI's version, as it reported it at `initialize`.
     pub cli_version: Option<String>,
+    /// The containment of everything the session's CLI started: the mechanism in use, its
+    /// cgroups, the memory and process count of the whole tree, the memory limit.
+    pub containment: Option<ContainmentReport>,
+    /// A handle on that containment (not serialised). It stays valid after the session has
+    /// stopped: [`Containment::wait_gone`] is what a supervisor awaits before resuming the
+    /// conversation in a new process.
+    #[serde(skip)]
+    pub process_tree: Option<Containment>,
 }
 
 /// Reads a process's resident set size from `/proc/<pid>/status`.

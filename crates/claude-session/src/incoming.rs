@@ -90,17 +90,30 @@ impl IncomingRequests {
             request_id: request_id.clone(),
         };
         let this = self.clone();
-        let deadline = handler.deadline(&request.request).unwrap_or(self.deadline);
+        // User code, called on the stdout reader: a panic here must not take the reader down.
+        let deadline =
+            std::panic::catch_unwind(AssertUnwindSafe(|| handler.deadline(&request.request)))
+                .ok()
+                .flatten()
+                .unwrap_or(self.deadline);
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let id = request_id.clone();
         let task = tokio::spawn(async move {
-            let work = AssertUnwindSafe(handler.handle(context, request.request)).catch_unwind();
+            // `handle` is called inside the caught future: a handler that panics while called
+            // (before it returns its future) is caught too, and its request still answered.
+            let work =
+                AssertUnwindSafe(async move { handler.handle(context, request.request).await })
+                    .catch_unwind();
             let answer = match tokio::time::timeout(deadline, work).await {
                 Ok(Ok(Ok(value))) => ControlResponse::success(id.clone(), value),
                 Ok(Ok(Err(message))) => ControlResponse::error(id.clone(), message),
-                Ok(Err(_panic)) => {
-                    ControlResponse::error(id.clone(), format!("the `{subtype}` handler panicked"))
-                }
+                Ok(Err(panic)) => ControlResponse::error(
+                    id.clone(),
+                    format!(
+                        "the `{subtype}` handler panicked: {}",
+                        crate::callbacks::panic_message(&*panic)
+                    ),
+                ),
                 Err(_) => ControlResponse::error(
                     id.clone(),
                     format!(

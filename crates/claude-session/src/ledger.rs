@@ -100,6 +100,13 @@ impl SessionLedger {
         ledger
     }
 
+    /// Replaces the figures with persisted ones (a ledger made before its record was read).
+    pub fn restore_from(&self, session_id: Option<String>, totals: CostTotals) {
+        let mut state = self.lock();
+        state.session_id = session_id;
+        state.totals = totals;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, LedgerState> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -112,6 +119,12 @@ impl SessionLedger {
     /// The running totals.
     pub fn totals(&self) -> CostTotals {
         self.lock().totals
+    }
+
+    /// Forgets the conversation: the next process starts a fresh one (used when the CLI no longer
+    /// has the conversation this ledger names).
+    pub fn forget_session_id(&self) {
+        self.lock().session_id = None;
     }
 
     pub(crate) fn set_session_id(&self, id: &str) {

@@ -25,8 +25,14 @@
 //! - **Robust framing** — lines up to a configurable limit (64 MiB by default); an oversize or
 //!   malformed line is reported as a [`SessionEvent`] and skipped, and the session lives on.
 //!   stderr is always drained; its tail goes into errors.
-//! - **Process hygiene** — the CLI runs in its own process group and dies with its host; stopping
-//!   follows the recipe interrupt → close stdin → grace → SIGTERM → grace → SIGKILL → reap. A CLI
+//! - **Process hygiene** — everything the CLI starts, however detached, is held in a
+//!   [`Containment`] the kernel enforces (a cgroup v2, a PID namespace, a cgroup v1 freezer, a
+//!   subreaper: [`ContainmentPolicy`]) and dies with the session or with its host, SIGKILL
+//!   included; signals go through pidfds, never a reused pid. The CLI gets a clean environment
+//!   by default ([`EnvPolicy`]); a memory limit covers the whole tree; an [`EgressPolicy`]
+//!   limits where the tree may connect (a network namespace of its own, where the machine
+//!   allows). Stopping follows the
+//!   recipe interrupt → close stdin → grace → SIGTERM → grace → SIGKILL → reap. A CLI
 //!   that dies on its own fails the running and queued turns with a [`SessionError`] carrying its
 //!   exit status and stderr tail, and the actor exits abnormally so a supervisor can restart it.
 //! - **State** — the session id (from the newest `init`, `result` or `conversation_reset`) and
@@ -61,6 +67,8 @@
 mod actor;
 mod callbacks;
 mod config;
+mod containment;
+mod egress;
 mod error;
 mod events;
 mod framing;
@@ -68,6 +76,7 @@ mod health;
 mod incoming;
 mod launcher;
 mod ledger;
+mod mirror;
 mod query;
 mod session;
 mod stderr;
@@ -78,17 +87,24 @@ pub use callbacks::{
     HookOutput, Permission, PermissionRequest, SdkMcpServer, SdkTool, ToolRequest, ToolResult,
 };
 pub use config::{
-    ConfigError, IntoDuration, QueuePolicy, SessionConfig, SessionConfigBuilder, Timeouts,
+    ConfigError, EnvPolicy, IntoDuration, QueuePolicy, SessionConfig, SessionConfigBuilder,
+    Timeouts,
 };
+pub use containment::{
+    Containment, ContainmentError, ContainmentKind, ContainmentPolicy, ContainmentReport,
+    ContainmentScope, ContainmentUsage, MemoryEnforcement, MemorySource, available_mechanisms,
+};
+pub use egress::{EgressMechanism, EgressPolicy, EgressReport};
 pub use error::{ExitInfo, SessionError};
 pub use events::{SessionEvent, SessionEventKind, SkipReason};
 pub use health::{HealthSnapshot, SessionStatus};
 pub use incoming::{ControlHandler, RequestContext};
 pub use launcher::{
-    CommandPrefixLauncher, GroupSignal, GroupSignaller, LaunchError, LaunchedProcess, Launcher,
-    LocalLauncher,
+    CommandPrefixLauncher, GroupSignal, GroupSignaller, LAUNCH_ID_ENV, LaunchContext, LaunchError,
+    LaunchedProcess, Launcher, LocalLauncher, SESSION_ENV, spawn_contained,
 };
 pub use ledger::{CostTotals, SessionLedger, TurnCost};
+pub use mirror::{MirrorEvent, MirrorSink};
 pub use query::query;
 pub use session::{ContextUsage, Session, StartOptions};
-pub use turn::{Prompt, ServerInfo, ToolCall, TurnOutput, TurnStream};
+pub use turn::{PartialTurn, Prompt, ServerInfo, ToolCall, TurnOutput, TurnStream};

@@ -3,12 +3,14 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use claude_protocol::{ControlRequestBody, PermissionMode};
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use tokio::sync::{Semaphore, TryAcquireError, broadcast, mpsc, oneshot};
+use tokio::time::Instant;
 
-use crate::actor::{BATCH_LIMIT, PendingTurn, SessionActor, SessionMsg, StartArgs};
+use crate::actor::{BATCH_LIMIT, PendingTurn, SessionActor, SessionMsg, StartArgs, shutdown_bound};
 use crate::config::{QueuePolicy, SessionConfig};
 use crate::error::SessionError;
 use crate::events::SessionEvent;
@@ -16,6 +18,10 @@ use crate::health::HealthSnapshot;
 use crate::incoming::ControlHandler;
 use crate::ledger::SessionLedger;
 use crate::turn::{Prompt, ServerInfo, TurnStream};
+
+/// How long past a call's deadline the caller still waits for the actor's own timeout answer,
+/// before it takes the actor to be stuck.
+const REPLY_GRACE: Duration = Duration::from_millis(250);
 
 struct Inner {
     name: Arc<str>,
@@ -29,6 +35,12 @@ struct Inner {
     ledger: SessionLedger,
     info: Arc<OnceLock<ServerInfo>>,
     accepting: Arc<AtomicBool>,
+    /// How long a call waits for the actor (the control timeout).
+    control_timeout: Duration,
+    /// How long `stop` waits for the actor to end (the shutdown recipe's own bound).
+    stop_bound: Duration,
+    /// The events sent while the session started, before anyone could subscribe.
+    startup_events: Vec<SessionEvent>,
 }
 
 impl Drop for Inner {
@@ -81,6 +93,9 @@ pub struct StartOptions {
     pub actor_name: Option<String>,
     /// Answers the CLI's own control requests (permissions, hooks, SDK MCP servers).
     pub control_handler: Option<Arc<dyn ControlHandler>>,
+    /// Receives the CLI's `transcript_mirror` frames (run it with `--session-mirror`) and a
+    /// barrier at the end of each turn; see [`MirrorEvent`](crate::MirrorEvent).
+    pub mirror: Option<crate::MirrorSink>,
 }
 
 impl std::fmt::Debug for StartOptions {
@@ -89,6 +104,7 @@ impl std::fmt::Debug for StartOptions {
             .field("supervisor", &self.supervisor.as_ref().map(|s| s.get_id()))
             .field("actor_name", &self.actor_name)
             .field("control_handler", &self.control_handler.is_some())
+            .field("mirror", &self.mirror.is_some())
             .finish()
     }
 }
@@ -125,6 +141,9 @@ impl Session {
     ) -> Result<Session, SessionError> {
         let name = config.name.clone();
         let (events, _) = broadcast::channel(config.events_capacity);
+        // Held through the start, so the start-up events (Spawned, CliVersionUntested,
+        // Initialized) are not lost to a channel nobody could have subscribed to yet.
+        let mut startup = events.subscribe();
         let info = Arc::new(OnceLock::new());
         let admission = Arc::new(Semaphore::new(config.queue_capacity + 1));
         let (queue_capacity, policy, stream_buffer) = (
@@ -133,12 +152,15 @@ impl Session {
             config.stream_buffer,
         );
         let ledger = config.ledger.clone();
+        let (control_timeout, stop_bound) =
+            (config.timeouts.control, shutdown_bound(&config.timeouts));
         let accepting = Arc::new(AtomicBool::new(true));
         let args = StartArgs {
             config,
             events: events.clone(),
             info: info.clone(),
             handler: options.control_handler,
+            mirror: options.mirror,
             accepting: accepting.clone(),
         };
         let spawned = match options.supervisor {
@@ -165,6 +187,11 @@ impl Session {
                 });
             }
         };
+        let mut startup_events = Vec::new();
+        while let Ok(event) = startup.try_recv() {
+            startup_events.push(event);
+        }
+        drop(startup);
         Ok(Session {
             inner: Arc::new(Inner {
                 name,
@@ -178,6 +205,9 @@ impl Session {
                 ledger,
                 info,
                 accepting,
+                control_timeout,
+                stop_bound,
+                startup_events,
             }),
         })
     }
@@ -205,6 +235,13 @@ impl Session {
     /// The ledger: session id and cost totals, shareable with a restarted instance.
     pub fn ledger(&self) -> &SessionLedger {
         &self.inner.ledger
+    }
+
+    /// The events sent while [`start`](Self::start) ran, in order: `Spawned`, a
+    /// `CliVersionUntested` warning if the CLI is newer than the newest tested version, and
+    /// `Initialized`. [`events`](Self::events) only sees what comes after the start.
+    pub fn startup_events(&self) -> &[SessionEvent] {
+        &self.inner.startup_events
     }
 
     /// Subscribes to the session's lifecycle events.
@@ -281,23 +318,39 @@ impl Session {
 
     /// Sends a request to the actor now, and returns a future of its answer: the request is
     /// made even if the future is never polled.
+    ///
+    /// The answer is awaited until the control timeout from now has passed (`make` gets that
+    /// deadline, for the actor to time its own waits by), and a little longer, so that the
+    /// actor's own timeout answer arrives first; then the actor itself is taken to be stuck:
+    /// [`SessionError::Unresponsive`] naming `request`.
     fn ask<T: Send + 'static>(
         &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> SessionMsg,
+        request: String,
+        make: impl FnOnce(oneshot::Sender<T>, Instant) -> SessionMsg,
     ) -> impl Future<Output = Result<T, SessionError>> + Send + 'static {
+        let timeout = self.inner.control_timeout;
+        let deadline = Instant::now() + timeout;
         let (tx, rx) = oneshot::channel();
         let sent = if self.inner.accepting.load(Ordering::SeqCst) {
             self.inner
                 .actor
-                .cast(make(tx))
+                .cast(make(tx, deadline))
                 .map_err(|_| self.not_running())
         } else {
             Err(self.not_running())
         };
         let gone = self.not_running();
+        let stuck = SessionError::Unresponsive {
+            session: self.inner.name.to_string(),
+            request,
+            timeout,
+        };
         async move {
             sent?;
-            rx.await.map_err(|_| gone)
+            match tokio::time::timeout_at(deadline + REPLY_GRACE, rx).await {
+                Ok(answer) => answer.map_err(|_| gone),
+                Err(_) => Err(stuck),
+            }
         }
     }
 
@@ -307,25 +360,31 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`SessionError::ControlTimeout`] when the CLI does not confirm in time;
-    /// [`SessionError::NotRunning`].
+    /// [`SessionError::ControlTimeout`] when the CLI does not confirm within the control
+    /// timeout (counted from the call); [`SessionError::Unresponsive`] when the session's actor
+    /// itself does not answer by then; [`SessionError::NotRunning`].
     ///
     /// # Cancel safety
     ///
     /// The interrupt is sent when the method is called, before the returned future is first
     /// polled; dropping the future only stops waiting for the confirmation.
     pub fn interrupt(&self) -> impl Future<Output = Result<bool, SessionError>> + Send + 'static {
-        let answer = self.ask(SessionMsg::Interrupt);
+        let answer = self.ask("interrupt".into(), |reply, deadline| {
+            SessionMsg::Interrupt { reply, deadline }
+        });
         async move { answer.await? }
     }
 
+    /// Sends a control request; the whole call is bounded by the control timeout.
     fn control(
         &self,
         body: ControlRequestBody,
     ) -> impl Future<Output = Result<serde_json::Value, SessionError>> + Send + 'static {
-        let answer = self.ask(|reply| SessionMsg::Control {
+        let subtype = body.subtype().to_owned();
+        let answer = self.ask(subtype, |reply, deadline| SessionMsg::Control {
             body: Box::new(body),
             reply,
+            deadline,
         });
         async move { answer.await? }
     }
@@ -411,34 +470,89 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`SessionError::NotRunning`].
+    /// [`SessionError::NotRunning`]; [`SessionError::Unresponsive`] when the session's actor
+    /// does not answer within the control timeout (it is stuck).
     ///
     /// # Cancel safety
     ///
     /// Cancel safe.
     pub async fn health(&self) -> Result<HealthSnapshot, SessionError> {
-        self.ask(SessionMsg::Health).await
+        self.ask("health".into(), |reply, _| SessionMsg::Health(reply))
+            .await
+    }
+
+    /// Stops taking turns if no turn is running or queued, and says whether it did: for a
+    /// supervisor that retires an idle session (hibernation) without ever cutting a turn that
+    /// just arrived. Decided in order with the turns sent before it; a turn sent after a `true`
+    /// is refused with [`SessionError::NotRunning`]. The process keeps running until
+    /// [`stop`](Self::stop).
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::NotRunning`] when the session is already stopping;
+    /// [`SessionError::Unresponsive`] when the actor does not answer within the control timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// The request is sent when the method is called; dropping the future loses only the answer
+    /// (the session may then have stopped taking turns).
+    pub fn close_if_idle(
+        &self,
+    ) -> impl Future<Output = Result<bool, SessionError>> + Send + 'static {
+        self.ask("close_if_idle".into(), |reply, _| {
+            SessionMsg::CloseIfIdle(reply)
+        })
     }
 
     /// Stops the session by the shutdown recipe and waits until its process is gone: a running
     /// turn is interrupted, stdin closed, the CLI given its grace, then SIGTERM and SIGKILL to
     /// its process group, and every process reaped. Queued turns fail with
-    /// [`SessionError::Stopped`].
+    /// [`SessionError::Stopped`]. The actor ends with a normal reason (`shutdown:…`), so a
+    /// supervisor does not restart a session its owner stopped.
+    ///
+    /// The wait is bounded by the recipe's own worst case (control timeout, stdin grace, SIGTERM
+    /// grace, reaping after SIGKILL, plus a little slack), counted from the call.
     ///
     /// # Errors
     ///
-    /// None today; the `Result` leaves room for launchers whose stop can fail.
+    /// [`SessionError::Unresponsive`] (request `stop`) when the actor has not ended within that
+    /// bound (it is stuck, in a launcher's signal that hangs, say): it is then killed, which
+    /// SIGKILLs the CLI's group as its state is dropped; the exit reason is then ractor's
+    /// `killed`, an abnormal one.
     ///
     /// # Cancel safety
     ///
     /// The stop is requested when the method is called, before the returned future is first
-    /// polled, and completes even if the future is dropped.
+    /// polled, and completes even if the future is dropped (only the kill after the bound is
+    /// the future's, and is skipped if it is dropped first).
     pub fn stop(&self) -> impl Future<Output = Result<(), SessionError>> + Send + 'static {
-        self.inner.actor.stop(Some("stopped".into()));
+        // A normal exit in OTP terms (`shutdown:…`): the owner asked for it, so a supervisor
+        // must not restart a transient session over it.
+        self.inner
+            .actor
+            .stop(Some("shutdown:stopped by its owner".into()));
         let actor = self.inner.actor.clone();
+        let bound = self.inner.stop_bound;
+        let deadline = Instant::now() + bound;
+        let session = self.inner.name.to_string();
         async move {
-            let _ = actor.wait(None).await;
-            Ok(())
+            if tokio::time::timeout_at(deadline, actor.wait(None))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            tracing::error!(
+                session,
+                ?bound,
+                "the session did not stop in time: killing its actor"
+            );
+            actor.kill();
+            Err(SessionError::Unresponsive {
+                session,
+                request: "stop".to_owned(),
+                timeout: bound,
+            })
         }
     }
 

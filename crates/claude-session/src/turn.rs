@@ -141,24 +141,46 @@ impl TurnStream {
     /// # Cancel safety
     ///
     /// Dropping the future drops the stream, which interrupts the turn (see [`TurnStream`]).
-    pub async fn collect(mut self) -> Result<TurnOutput, SessionError> {
+    pub async fn collect(self) -> Result<TurnOutput, SessionError> {
+        self.collect_partial()
+            .await
+            .map_err(|partial| partial.error)
+    }
+
+    /// Reads the whole turn like [`collect`](Self::collect), and on failure keeps what arrived
+    /// before it: a caller can tell a turn that never reached the CLI (no frame at all) from one
+    /// that was cut after doing work.
+    ///
+    /// # Errors
+    ///
+    /// [`PartialTurn`]: the turn's error and the frames that came before it.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`collect`](Self::collect).
+    pub async fn collect_partial(mut self) -> Result<TurnOutput, PartialTurn> {
         let mut messages = Vec::new();
         while let Some(item) = self.next().await {
-            messages.push(item?);
+            match item {
+                Ok(message) => messages.push(message),
+                Err(error) => return Err(PartialTurn { messages, error }),
+            }
         }
         let result = match messages.last() {
             Some(Message::Result(result)) => result.clone(),
             Some(Message::Malformed(bad)) => {
-                return Err(SessionError::UnexpectedAnswer {
+                let error = SessionError::UnexpectedAnswer {
                     session: self.session.to_string(),
                     subtype: "result".into(),
                     detail: bad.reason.clone(),
-                });
+                };
+                return Err(PartialTurn { messages, error });
             }
             _ => {
-                return Err(SessionError::Stopped {
+                let error = SessionError::Stopped {
                     session: self.session.to_string(),
-                });
+                };
+                return Err(PartialTurn { messages, error });
             }
         };
         // The per-turn cost comes from the actor once the result has been delivered.
@@ -185,7 +207,7 @@ impl TurnStream {
     /// As for [`collect`](Self::collect).
     pub async fn final_text(self) -> Result<String, SessionError> {
         let out = self.collect().await?;
-        Ok(out.final_text().map_or_else(|| out.text(), str::to_owned))
+        Ok(out.text())
     }
 
     /// The text as it streams: the `text_delta`s of `stream_event` frames (which the CLI sends
@@ -287,6 +309,16 @@ pub struct ToolCall {
     pub is_error: bool,
 }
 
+/// A turn that failed before its `result`, with the frames that arrived first.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct PartialTurn {
+    /// The frames received before the failure, in order (empty: the CLI never began the turn).
+    pub messages: Vec<Message>,
+    /// Why the turn failed.
+    pub error: SessionError,
+}
+
 /// A whole turn, collected.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -310,8 +342,17 @@ impl TurnOutput {
         self.result.result.as_deref()
     }
 
-    /// All assistant text of the turn (outside sub-agents), concatenated.
+    /// The answer: the `result` text, or else (when the CLI gave none) the assistant text.
     pub fn text(&self) -> String {
+        match self.final_text() {
+            Some(answer) => answer.to_owned(),
+            None => self.assistant_text(),
+        }
+    }
+
+    /// All assistant text of the turn (outside sub-agents), concatenated in order: what streamed,
+    /// even when the turn was cut before its `result` text.
+    pub fn assistant_text(&self) -> String {
         let mut text = String::new();
         for msg in &self.messages {
             if let Message::Assistant(a) = msg

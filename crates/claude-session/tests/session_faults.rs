@@ -18,8 +18,11 @@ const PROMPTLY: Duration = Duration::from_secs(10);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_mid_turn_fails_running_and_queued_turns_with_status_and_stderr() {
     let env = FakeEnv::new();
-    let scenario =
-        Scenario::new().fault_on_turn(1, Fault::crash_mid_turn(3, "fatal: out of cheese"));
+    // The first turn streams slowly before it crashes, so the second query is queued behind it
+    // (a query that arrives once the CLI is dead is refused with `NotRunning` instead).
+    let scenario = Scenario::new()
+        .fault_on_turn(1, Fault::slow_stream(4, 400))
+        .fault_on_turn(1, Fault::crash_mid_turn(3, "fatal: out of cheese"));
     let session = env.session("crash", &scenario).await;
     let running = session.query("first").await.unwrap();
     let queued = session.query("second").await.unwrap();

@@ -252,9 +252,9 @@ async fn a_second_query_sent_during_the_first_is_answered_after_it_in_order() {
     // Each stream saw only its own turn.
     for (out, other) in [(&a, "second"), (&b, "SLOW first")] {
         assert!(
-            !out.text().contains(other),
+            !out.assistant_text().contains(other),
             "frames leaked between turns: {}",
-            out.text()
+            out.assistant_text()
         );
     }
     let order: Vec<String> = env

@@ -1,4 +1,5 @@
-//! Time to start 10,000 trivial children (dynamic `start_child` one by one, and a static list).
+//! Time to start 10,000 trivial children (dynamic `start_child` one by one, and a static list),
+//! and to terminate 10,000 dynamic children one by one (session churn).
 #![allow(missing_docs)]
 
 use std::time::{Duration, Instant};
@@ -46,6 +47,21 @@ fn main() {
             sup.stop().await;
             let stop = t1.elapsed();
 
+            let sup = DynamicSupervisor::start(None, DynamicFlags::default())
+                .await
+                .expect("start");
+            for i in 0..N {
+                sup.start_child(spec(i)).await.expect("start_child");
+            }
+            let t4 = Instant::now();
+            for i in 0..N {
+                sup.terminate_child(format!("c{i}"))
+                    .await
+                    .expect("terminate_child");
+            }
+            let terminate = t4.elapsed();
+            sup.stop().await;
+
             let specs: Vec<_> = (0..N).map(spec).collect();
             let t2 = Instant::now();
             let sup = Supervisor::start(None, SupervisorFlags::default(), specs)
@@ -57,10 +73,13 @@ fn main() {
             let static_stop = t3.elapsed();
             println!(
                 "run {run}: dynamic start_child x{N}: {} ({:.1} us/child), concurrent stop: {}; \
+                 terminate_child x{N}: {} ({:.1} us/child); \
                  static start x{N}: {} ({:.1} us/child), ordered stop: {}",
                 ms(dynamic),
                 dynamic.as_secs_f64() * 1e6 / N as f64,
                 ms(stop),
+                ms(terminate),
+                terminate.as_secs_f64() * 1e6 / N as f64,
                 ms(static_start),
                 static_start.as_secs_f64() * 1e6 / N as f64,
                 ms(static_stop),

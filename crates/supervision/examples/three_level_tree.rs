@@ -80,7 +80,7 @@ async fn find(root: &SupervisorRef, path: &[&str]) -> ActorCell {
         let cell = children
             .iter()
             .find(|c| c.id.as_str() == *id)
-            .and_then(|c| c.status.cell().cloned())
+            .and_then(|c| c.cell.clone())
             .expect("child running");
         if depth + 1 == path.len() {
             return cell;
@@ -93,9 +93,9 @@ async fn find(root: &SupervisorRef, path: &[&str]) -> ActorCell {
 /// Prints the tree with statuses and generations.
 async fn show(sup: &SupervisorRef, indent: usize) {
     for c in sup.which_children().await.expect("supervisor answers") {
-        let status = match &c.status {
-            ChildStatus::Running(cell) => format!("running as {}", cell.get_id()),
-            ChildStatus::Restarting => "restarting".into(),
+        let status = match (c.status, &c.cell) {
+            (ChildStatus::Running, Some(cell)) => format!("running as {}", cell.get_id()),
+            (ChildStatus::Restarting, _) => "restarting".into(),
             _ => "not running".into(),
         };
         println!(
@@ -103,7 +103,7 @@ async fn show(sup: &SupervisorRef, indent: usize) {
             "", c.id, c.generation
         );
         if c.kind == ChildKind::Supervisor {
-            if let Some(nested) = c.status.cell().cloned().and_then(SupervisorRef::from_cell) {
+            if let Some(nested) = c.cell.clone().and_then(SupervisorRef::from_cell) {
                 Box::pin(show(&nested, indent + 4)).await;
             }
         }

@@ -80,19 +80,33 @@ pub enum RestartType {
 }
 
 /// How a supervisor stops a child (OTP's `shutdown` key).
+///
+/// A kill is never waited for without bound: an actor that does not act on it within
+/// [`Shutdown::KILL_WAIT`] (its task blocks its thread and never reaches an `.await`) is
+/// reported as a shutdown error and abandoned: the supervisor moves on, the actor stays
+/// linked to it and its exit, whenever it comes, is ignored.
+///
+/// The exit is judged as OTP's `supervisor` does: anything but `shutdown` (after a graceful
+/// stop) or `killed` (after `BrutalKill`) is reported as a shutdown error, except `normal`
+/// (and, for `BrutalKill`, `shutdown`) from a child that is not permanent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Shutdown {
     /// Killed at once (`ActorCell::kill`); the child's `post_stop` does not run.
     BrutalKill,
-    /// Stopped gracefully with reason `"shutdown"`; killed if still alive after the duration.
+    /// Stopped gracefully with reason `"shutdown"`; killed if still alive after the duration
+    /// (its exit reason is then `killed`, a shutdown error).
     Timeout(Duration),
     /// Stopped gracefully with reason `"shutdown"` and waited for as long as it takes.
     Infinity,
 }
 
 impl Shutdown {
+    /// How long a supervisor waits for a killed child to be gone before it gives up on it.
+    /// ractor acts on a kill at the child's next `.await`, so a healthy child is gone at once.
+    pub const KILL_WAIT: Duration = Duration::from_secs(5);
+
     /// The OTP default for a kind of child: 5 s for a worker, infinity for a supervisor.
     pub fn default_for(kind: ChildKind) -> Self {
         match kind {

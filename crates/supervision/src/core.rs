@@ -7,13 +7,18 @@
 //! `post_stop` and before a meltdown or auto-shutdown exit. Exits the supervisor causes itself
 //! are recognised by removing the instance's actor id from `by_actor` *before* stopping it: its
 //! later exit event finds no owner and is ignored (never a restart, never counted).
+//!
+//! User code runs in the supervisor only in start functions; a panic there is caught and is a
+//! failed start, as OTP catches its start call, so the supervisor never dies of it.
 
 use std::any::Any;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::rpc::CallResult;
+use futures::FutureExt;
+
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr,
     SupervisionEvent,
@@ -21,16 +26,17 @@ use ractor::{
 use tokio::time::Instant;
 
 use crate::child::{
-    ChildId, ChildKind, ChildSpec, RestartType, Shutdown, StartArgs, StartError, StartOutcome,
+    ChildId, ChildKind, ChildSpec, RestartType, StartArgs, StartError, StartOutcome,
 };
 use crate::error::{ChildError, SupervisorError};
 use crate::flags::{AutoShutdown, Backoff, Strategy};
+use crate::handle::SupervisorRef;
 use crate::inspect::{
-    ChildCounts, ChildInfo, ChildSnapshot, ChildStatus, RestartRecord, SnapshotStatus,
-    SupervisorSnapshot,
+    ChildCounts, ChildInfo, ChildSnapshot, ChildStatus, RestartRecord, SupervisorSnapshot,
 };
 use crate::reason::ExitReason;
 use crate::report;
+use crate::stop::{self, RelayMsg};
 
 const LOG_CAPACITY: usize = 256;
 
@@ -83,18 +89,41 @@ struct InitFailure {
     cause: StartError,
 }
 
+/// A child's status as the supervisor keeps it: the public [`ChildStatus`] with the running
+/// instance inside, so that the two cannot disagree.
 enum Status {
     Running(ActorCell),
     Restarting,
     NotRunning,
 }
 
+impl Status {
+    fn public(&self) -> ChildStatus {
+        match self {
+            Status::Running(_) => ChildStatus::Running,
+            Status::Restarting => ChildStatus::Restarting,
+            Status::NotRunning => ChildStatus::NotRunning,
+        }
+    }
+
+    fn cell(&self) -> Option<&ActorCell> {
+        match self {
+            Status::Running(cell) => Some(cell),
+            _ => None,
+        }
+    }
+}
+
 struct Child {
     spec: ChildSpec,
+    /// The key of this child in `State::order`.
+    seq: u64,
     status: Status,
     generation: u64,
     restarts: u64,
     recent: VecDeque<Instant>,
+    /// The restart this child waits for, while `Restarting`: every member of a group restart
+    /// holds the same token, so the group is started again in one step (or not at all).
     pending: Option<u64>,
 }
 
@@ -102,7 +131,10 @@ pub(crate) struct State {
     cfg: Config,
     name: String,
     me: ActorRef<Msg>,
-    order: Vec<ChildId>,
+    /// Start order: a sequence number per insertion, so that a dynamic supervisor removes a
+    /// child in O(log n) instead of shifting a vector.
+    order: BTreeMap<u64, ChildId>,
+    next_seq: u64,
     children: HashMap<ChildId, Child>,
     by_actor: HashMap<ActorId, ChildId>,
     restarts: VecDeque<Instant>,
@@ -110,6 +142,8 @@ pub(crate) struct State {
     started_at: Instant,
     next_token: u64,
     exiting: bool,
+    /// Records exit reasons of the children being stopped; spawned on the first stop.
+    relay: Option<ActorRef<RelayMsg>>,
 }
 
 pub(crate) struct SupervisorActor;
@@ -133,7 +167,8 @@ impl Actor for SupervisorActor {
             cfg: init.config,
             name,
             me: myself,
-            order: Vec::new(),
+            order: BTreeMap::new(),
+            next_seq: 0,
             children: HashMap::new(),
             by_actor: HashMap::new(),
             restarts: VecDeque::new(),
@@ -141,6 +176,7 @@ impl Actor for SupervisorActor {
             started_at: Instant::now(),
             next_token: 0,
             exiting: false,
+            relay: None,
         };
         for spec in init.children {
             let id = spec.id.clone();
@@ -148,6 +184,8 @@ impl Actor for SupervisorActor {
             if let Err(cause) = st.start_instance(&id).await {
                 st.remove(&id);
                 st.shutdown_all().await;
+                // No post_stop follows a failed pre_start.
+                st.stop_relay();
                 return Err(Box::new(InitFailure { child: id, cause }));
             }
         }
@@ -160,6 +198,7 @@ impl Actor for SupervisorActor {
         st: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         st.shutdown_all().await;
+        st.stop_relay();
         Ok(())
     }
 
@@ -186,15 +225,17 @@ impl Actor for SupervisorActor {
                 let r = st.delete_child(&id);
                 let _ = reply.send(r);
             }
-            Msg::WhichChildren(reply) => {
+            // A query whose caller gave up (timed out) is not worth computing.
+            Msg::WhichChildren(reply) if !reply.is_closed() => {
                 let _ = reply.send(st.which_children());
             }
-            Msg::CountChildren(reply) => {
+            Msg::CountChildren(reply) if !reply.is_closed() => {
                 let _ = reply.send(st.count_children());
             }
-            Msg::Inspect(reply) => {
+            Msg::Inspect(reply) if !reply.is_closed() => {
                 let _ = reply.send(st.snapshot());
             }
+            Msg::WhichChildren(_) | Msg::CountChildren(_) | Msg::Inspect(_) => {}
             Msg::TryRestart { id, token, kind } => st.try_restart(id, token, kind).await,
             Msg::ChildGone(actor) => {
                 st.on_exit(actor, ExitReason::failed("noproc")).await;
@@ -216,41 +257,27 @@ impl Actor for SupervisorActor {
     }
 }
 
-/// Stops one child instance per its shutdown spec; answers whether it had to be killed after its
-/// timeout (a shutdown error).
-pub(crate) async fn shutdown_cell(cell: &ActorCell, shutdown: Shutdown) -> bool {
-    match shutdown {
-        Shutdown::BrutalKill => {
-            cell.kill();
-            let _ = cell.wait(None).await;
-            false
-        }
-        Shutdown::Timeout(d) => {
-            cell.stop(Some("shutdown".to_string()));
-            if cell.wait(Some(d)).await.is_ok() {
-                false
-            } else {
-                cell.kill();
-                let _ = cell.wait(None).await;
-                true
-            }
-        }
-        Shutdown::Infinity => {
-            cell.stop(Some("shutdown".to_string()));
-            let _ = cell.wait(None).await;
-            false
-        }
-    }
+/// A panic in a start function as a start error (OTP's `{error, Reason}` from a crashed start).
+fn panicked(payload: Box<dyn Any + Send>) -> StartError {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_string());
+    StartError::new(format!("start function panicked: {message}"))
 }
 
 impl State {
     fn insert(&mut self, spec: ChildSpec) {
         let id = spec.id.clone();
-        self.order.push(id.clone());
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.order.insert(seq, id.clone());
         self.children.insert(
             id,
             Child {
                 spec,
+                seq,
                 status: Status::NotRunning,
                 generation: 0,
                 restarts: 0,
@@ -265,9 +292,21 @@ impl State {
             if let Status::Running(cell) = c.status {
                 self.by_actor.remove(&cell.get_id());
             }
-            if let Some(pos) = self.order.iter().position(|x| x == id) {
-                self.order.remove(pos);
-            }
+            self.order.remove(&c.seq);
+        }
+    }
+
+    /// The relay that learns the exit reasons of the children we stop (spawned once).
+    async fn relay(&mut self) -> Option<ActorRef<RelayMsg>> {
+        if self.relay.is_none() {
+            self.relay = stop::spawn_relay(self.me.get_cell()).await;
+        }
+        self.relay.clone()
+    }
+
+    fn stop_relay(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            relay.stop(None);
         }
     }
 
@@ -289,7 +328,14 @@ impl State {
             generation: child.generation + 1,
             extra: self.cfg.extra.clone(),
         };
-        let outcome = start(args).await;
+        // OTP catches the start call: a panic is a failed start, not the supervisor's death.
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| start(args))) {
+            Ok(fut) => AssertUnwindSafe(fut)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(panicked(panic))),
+            Err(panic) => Err(panicked(panic)),
+        };
         match outcome {
             Ok(StartOutcome::Started(cell)) => {
                 let me = self.me.get_cell();
@@ -342,18 +388,36 @@ impl State {
 
     /// Stops a running child on the supervisor's own initiative (never restarted, never counted).
     async fn stop_child(&mut self, id: &ChildId) {
-        let Some(child) = self.children.get_mut(id) else {
-            return;
-        };
+        if let Some(stopped) = self.stop_instance(id).await {
+            self.report_stops(vec![(id.clone(), stopped)]).await;
+        }
+    }
+
+    /// Stops a child's running instance, if any; the stop is judged by `report_stops`.
+    async fn stop_instance(&mut self, id: &ChildId) -> Option<stop::Stopped> {
+        let child = self.children.get_mut(id)?;
         child.pending = None;
         let status = std::mem::replace(&mut child.status, Status::NotRunning);
         let Status::Running(cell) = status else {
-            return;
+            return None;
         };
         let (shutdown, restart) = (child.spec.shutdown, child.spec.restart);
         self.by_actor.remove(&cell.get_id());
-        if shutdown_cell(&cell, shutdown).await {
-            report::shutdown_error(&self.name, id, restart, "killed after shutdown timeout");
+        let relay = self.relay().await;
+        Some(stop::stop_cell(&cell, shutdown, restart, relay.as_ref()).await)
+    }
+
+    /// Reports the shutdown errors among `stops` (one question to the relay for all of them).
+    async fn report_stops(&mut self, stops: Vec<(ChildId, stop::Stopped)>) {
+        if stops.is_empty() {
+            return;
+        }
+        let (ids, stopped): (Vec<ChildId>, Vec<stop::Stopped>) = stops.into_iter().unzip();
+        let judged = stop::judge(self.relay.as_ref(), &stopped).await;
+        for ((id, s), verdict) in ids.iter().zip(&stopped).zip(judged) {
+            if let Err(reason) = verdict {
+                report::shutdown_error(&self.name, id, s.restart, &reason);
+            }
         }
     }
 
@@ -361,13 +425,22 @@ impl State {
     /// all at once (dynamic).
     async fn shutdown_all(&mut self) {
         self.exiting = true;
-        let ids: Vec<ChildId> = self.order.iter().rev().cloned().collect();
+        let ids: Vec<ChildId> = self.order.values().rev().cloned().collect();
         if !self.cfg.dynamic {
-            for id in &ids {
-                self.stop_child(id).await;
+            let mut stops = Vec::new();
+            for id in ids {
+                if let Some(stopped) = self.stop_instance(&id).await {
+                    stops.push((id, stopped));
+                }
             }
+            self.report_stops(stops).await;
             return;
         }
+        let relay = if self.by_actor.is_empty() {
+            None
+        } else {
+            self.relay().await
+        };
         let mut stops = Vec::new();
         for id in ids {
             let Some(child) = self.children.get_mut(&id) else {
@@ -378,17 +451,15 @@ impl State {
             {
                 self.by_actor.remove(&cell.get_id());
                 let (shutdown, restart) = (child.spec.shutdown, child.spec.restart);
+                let relay = relay.clone();
                 stops.push(async move {
-                    let killed = shutdown_cell(&cell, shutdown).await;
-                    (id, restart, killed)
+                    let stopped = stop::stop_cell(&cell, shutdown, restart, relay.as_ref()).await;
+                    (id, stopped)
                 });
             }
         }
-        for (id, restart, killed) in futures::future::join_all(stops).await {
-            if killed {
-                report::shutdown_error(&self.name, &id, restart, "killed after shutdown timeout");
-            }
-        }
+        let stops = futures::future::join_all(stops).await;
+        self.report_stops(stops).await;
     }
 
     async fn exit_shutdown(&mut self, id: &ChildId, restart: RestartType, reason: &str) {
@@ -438,11 +509,16 @@ impl State {
         }
     }
 
+    /// The children a restart of `id` concerns, in start order.
     fn group(&self, id: &ChildId) -> Vec<ChildId> {
         match self.cfg.strategy {
-            Strategy::OneForAll => self.order.clone(),
-            Strategy::RestForOne => match self.order.iter().position(|x| x == id) {
-                Some(p) => self.order[p..].to_vec(),
+            Strategy::OneForAll => self.order.values().cloned().collect(),
+            Strategy::RestForOne => match self.children.get(id) {
+                Some(c) => self
+                    .order
+                    .range(c.seq..)
+                    .map(|(_, id)| id.clone())
+                    .collect(),
                 None => vec![],
             },
             _ => vec![id.clone()],
@@ -455,10 +531,12 @@ impl State {
         let now = Instant::now();
         let period = self.cfg.period;
         self.restarts.push_back(now);
+        // OTP keeps a restart R while R >= Now - Period (inclusive), in whole seconds; we
+        // keep the inclusive edge at the tokio clock's precision (docs/semantics.md, I2).
         while self
             .restarts
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= period)
+            .is_some_and(|t| now.duration_since(*t) > period)
         {
             self.restarts.pop_front();
         }
@@ -476,7 +554,7 @@ impl State {
         while child
             .recent
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= period)
+            .is_some_and(|t| now.duration_since(*t) > period)
         {
             child.recent.pop_front();
         }
@@ -506,15 +584,19 @@ impl State {
                 self.remove(gid);
             }
         }
-        if let Some(child) = self.children.get_mut(id) {
-            child.status = Status::Restarting;
+        // The whole group waits for the same restart: it shows `Restarting` (restart_child and
+        // delete_child refuse it) until it starts again, in one step, as in OTP.
+        let token = self.token();
+        for gid in &group {
+            if let Some(c) = self.children.get_mut(gid) {
+                if !matches!(c.status, Status::Running(_)) {
+                    c.status = Status::Restarting;
+                    c.pending = Some(token);
+                }
+            }
         }
         if let Some(backoff) = self.cfg.backoff {
             let delay = backoff.delay(recent);
-            let token = self.token();
-            if let Some(child) = self.children.get_mut(id) {
-                child.pending = Some(token);
-            }
             let me = self.me.clone();
             let id = id.clone();
             tokio::spawn(async move {
@@ -527,30 +609,43 @@ impl State {
             });
             return;
         }
-        self.start_group(id).await;
+        self.start_group(group, token).await;
     }
 
-    /// Starts the not-running members of `id`'s group in start order. A failure marks that
-    /// member restarting and schedules a retry (which counts as a restart, as in OTP).
-    async fn start_group(&mut self, id: &ChildId) {
-        for gid in self.group(id) {
+    /// Starts, in start order, the members of `group` waiting for restart `token`. A failure
+    /// leaves that child and the rest waiting (under a new token) and schedules a retry of the
+    /// failed child, which counts as a restart, as in OTP.
+    async fn start_group(&mut self, group: Vec<ChildId>, token: u64) {
+        let members: Vec<ChildId> = group
+            .into_iter()
+            .filter(|gid| {
+                self.children
+                    .get(gid)
+                    .is_some_and(|c| c.pending == Some(token))
+            })
+            .collect();
+        for (k, gid) in members.iter().enumerate() {
             if self
                 .children
-                .get(&gid)
-                .is_none_or(|c| matches!(c.status, Status::Running(_)))
+                .get(gid)
+                .is_none_or(|c| c.pending != Some(token))
             {
                 continue;
             }
-            if self.start_instance(&gid).await.is_err() {
-                let token = self.token();
-                if let Some(child) = self.children.get_mut(&gid) {
-                    child.status = Status::Restarting;
-                    child.pending = Some(token);
+            if self.start_instance(gid).await.is_err() {
+                let retry = self.token();
+                for rest in &members[k..] {
+                    if let Some(c) = self.children.get_mut(rest) {
+                        if c.pending == Some(token) {
+                            c.status = Status::Restarting;
+                            c.pending = Some(retry);
+                        }
+                    }
                 }
                 // Through the mailbox, so that calls are answered between attempts.
                 let _ = self.me.send_message(Msg::TryRestart {
-                    id: gid,
-                    token,
+                    id: gid.clone(),
+                    token: retry,
                     kind: RetryKind::AfterFailure,
                 });
                 return;
@@ -562,16 +657,27 @@ impl State {
         if self.exiting {
             return;
         }
-        let Some(child) = self.children.get_mut(&id) else {
-            return;
-        };
-        if child.pending != Some(token) {
-            return;
-        }
-        child.pending = None;
+        let failed_still_waits = self
+            .children
+            .get(&id)
+            .is_some_and(|c| c.pending == Some(token));
         match kind {
-            RetryKind::AfterBackoff => self.start_group(&id).await,
-            RetryKind::AfterFailure => self.restart(&id, "restart failed").await,
+            RetryKind::AfterFailure if failed_still_waits => {
+                self.restart(&id, "restart failed").await
+            }
+            // After a backoff, or when the failed child was terminated meanwhile: start the
+            // rest of the group that still waits (nothing if all of it was terminated). Every
+            // waiting member is in `id`'s group; if `id` itself is gone, look at all children.
+            _ => {
+                let group = if self.children.contains_key(&id) {
+                    self.group(&id)
+                } else if self.cfg.strategy == Strategy::OneForOne {
+                    return;
+                } else {
+                    self.order.values().cloned().collect()
+                };
+                self.start_group(group, token).await
+            }
         }
     }
 
@@ -694,15 +800,12 @@ impl State {
 
     fn which_children(&self) -> Vec<ChildInfo> {
         self.order
-            .iter()
+            .values()
             .filter_map(|id| self.children.get(id))
             .map(|c| ChildInfo {
                 id: c.spec.id.clone(),
-                status: match &c.status {
-                    Status::Running(cell) => ChildStatus::Running(cell.clone()),
-                    Status::Restarting => ChildStatus::Restarting,
-                    Status::NotRunning => ChildStatus::NotRunning,
-                },
+                status: c.status.public(),
+                cell: c.status.cell().cloned(),
                 kind: c.spec.kind,
                 restart: c.spec.restart,
                 generation: c.generation,
@@ -735,23 +838,16 @@ impl State {
             restarts_in_window: self
                 .restarts
                 .iter()
-                .filter(|t| now.duration_since(**t) < self.cfg.period)
+                .filter(|t| now.duration_since(**t) <= self.cfg.period)
                 .count(),
             children: self
                 .order
-                .iter()
+                .values()
                 .filter_map(|id| self.children.get(id))
                 .map(|c| ChildSnapshot {
                     id: c.spec.id.clone(),
-                    status: match c.status {
-                        Status::Running(_) => SnapshotStatus::Running,
-                        Status::Restarting => SnapshotStatus::Restarting,
-                        Status::NotRunning => SnapshotStatus::NotRunning,
-                    },
-                    actor_id: match &c.status {
-                        Status::Running(cell) => Some(cell.get_id().to_string()),
-                        _ => None,
-                    },
+                    status: c.status.public(),
+                    actor_id: c.status.cell().map(|cell| cell.get_id().to_string()),
                     kind: c.spec.kind,
                     restart: c.spec.restart,
                     significant: c.spec.significant,
@@ -768,7 +864,7 @@ impl State {
 pub(crate) async fn spawn(
     init: Init,
     parent: Option<ActorCell>,
-) -> Result<Handle, SupervisorError> {
+) -> Result<SupervisorRef, SupervisorError> {
     let display = init
         .config
         .name
@@ -784,10 +880,7 @@ pub(crate) async fn spawn(
             let name = actor
                 .get_name()
                 .unwrap_or_else(|| actor.get_id().to_string());
-            Ok(Handle {
-                actor,
-                name: Arc::from(name),
-            })
+            Ok(SupervisorRef::new(actor, Arc::from(name)))
         }
         Err(SpawnErr::StartupFailed(e)) => match e.downcast::<InitFailure>() {
             Ok(f) => Err(SupervisorError::ChildStartFailed {
@@ -804,35 +897,5 @@ pub(crate) async fn spawn(
             supervisor: display,
             reason: e.to_string(),
         }),
-    }
-}
-
-/// The handle shared by both supervisor kinds.
-#[derive(Clone)]
-pub(crate) struct Handle {
-    pub(crate) actor: ActorRef<Msg>,
-    pub(crate) name: Arc<str>,
-}
-
-impl Handle {
-    pub(crate) async fn call<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(RpcReplyPort<T>) -> Msg,
-    ) -> Result<T, ChildError> {
-        let unavailable = |reason: &str| ChildError::Unavailable {
-            supervisor: self.name.to_string(),
-            reason: reason.to_string(),
-        };
-        match self.actor.call(f, None).await {
-            Ok(CallResult::Success(v)) => Ok(v),
-            Ok(_) => Err(unavailable("no reply")),
-            Err(_) => Err(unavailable("not running")),
-        }
-    }
-
-    pub(crate) async fn stop(&self) {
-        let cell = self.actor.get_cell();
-        cell.stop(Some("shutdown".to_string()));
-        let _ = cell.wait(None).await;
     }
 }

@@ -1,19 +1,22 @@
 //! The dynamic supervisor: children added at run time, one_for_one, concurrent shutdown.
 
-use std::fmt;
-
 use ractor::ActorCell;
 
 use crate::child::{ChildId, ChildKind, ChildSpec, ChildSpecBuilder, StartError, StartOutcome};
-use crate::core::{self, Config, Handle, Init, Msg};
-use crate::error::{ChildError, SupervisorError};
+use crate::core::{self, Config, Init};
+use crate::error::SupervisorError;
 use crate::flags::{AutoShutdown, DynamicFlags, Strategy};
-use crate::inspect::{ChildCounts, ChildInfo, SupervisorSnapshot};
+use crate::handle::SupervisorRef;
 
 /// Elixir's `DynamicSupervisor`: starts no child by itself; children are added with
-/// [`DynamicSupervisorRef::start_child`], restarted one_for_one, limited by `max_children`,
+/// [`SupervisorRef::start_child`], restarted one_for_one, limited by `max_children`,
 /// given shared start arguments, and stopped concurrently. A child that exits and is not
-/// restarted is removed (as in Elixir), and so is one whose start answers ignore.
+/// restarted is removed (as in Elixir), and so is one whose start in `start_child` answers
+/// ignore (a restart that answers ignore leaves the child stopped: see
+/// [`SupervisorRef::restart_child`]).
+///
+/// It is administered through the same [`SupervisorRef`] as a static
+/// [`Supervisor`](crate::Supervisor); [`SupervisorRef`] says which calls answer differently.
 #[derive(Debug, Clone, Copy)]
 pub struct DynamicSupervisor;
 
@@ -28,7 +31,7 @@ impl DynamicSupervisor {
     pub async fn start(
         name: Option<String>,
         flags: DynamicFlags,
-    ) -> Result<DynamicSupervisorRef, SupervisorError> {
+    ) -> Result<SupervisorRef, SupervisorError> {
         Self::spawn(name, flags, None).await
     }
 
@@ -43,7 +46,7 @@ impl DynamicSupervisor {
         name: Option<String>,
         flags: DynamicFlags,
         parent: ActorCell,
-    ) -> Result<DynamicSupervisorRef, SupervisorError> {
+    ) -> Result<SupervisorRef, SupervisorError> {
         Self::spawn(name, flags, Some(parent)).await
     }
 
@@ -51,7 +54,7 @@ impl DynamicSupervisor {
         name: Option<String>,
         flags: DynamicFlags,
         parent: Option<ActorCell>,
-    ) -> Result<DynamicSupervisorRef, SupervisorError> {
+    ) -> Result<SupervisorRef, SupervisorError> {
         if flags.period.is_zero() {
             return Err(SupervisorError::InvalidFlags {
                 supervisor: name.unwrap_or_else(|| "<unnamed>".into()),
@@ -69,15 +72,14 @@ impl DynamicSupervisor {
             max_children: flags.max_children,
             extra: flags.extra,
         };
-        let handle = core::spawn(
+        core::spawn(
             Init {
                 config,
                 children: Vec::new(),
             },
             parent,
         )
-        .await?;
-        Ok(DynamicSupervisorRef { handle })
+        .await
     }
 
     /// A child spec (kind supervisor) that starts a dynamic supervisor as a nested child.
@@ -101,103 +103,7 @@ impl DynamicSupervisor {
     }
 }
 
-/// A handle to a running [`DynamicSupervisor`]. Cheap to clone.
-#[derive(Clone)]
-pub struct DynamicSupervisorRef {
-    handle: Handle,
-}
-
-impl fmt::Debug for DynamicSupervisorRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DynamicSupervisorRef")
-            .field("name", &self.handle.name)
-            .finish()
-    }
-}
-
-impl DynamicSupervisorRef {
-    /// The supervisor's actor.
-    pub fn cell(&self) -> ActorCell {
-        self.handle.actor.get_cell()
-    }
-
-    /// The supervisor's name (its actor id when unnamed).
-    pub fn name(&self) -> &str {
-        &self.handle.name
-    }
-
-    /// Starts a child. `Ok(None)`: the start function answered ignore (nothing is kept).
-    ///
-    /// # Errors
-    /// [`ChildError::MaxChildren`], [`ChildError::AlreadyStarted`],
-    /// [`ChildError::SignificantUnderNever`] (a dynamic supervisor has no auto-shutdown),
-    /// [`ChildError::StartFailed`] (no spec kept, no restart counted),
-    /// [`ChildError::Unavailable`].
-    ///
-    /// # Cancel safety
-    /// Dropping the future does not cancel the request: the supervisor still starts the child.
-    pub async fn start_child(&self, spec: ChildSpec) -> Result<Option<ActorCell>, ChildError> {
-        self.handle.call(|r| Msg::StartChild(spec, r)).await?
-    }
-
-    /// Stops a child per its shutdown spec and removes it.
-    ///
-    /// # Errors
-    /// [`ChildError::NotFound`], [`ChildError::Unavailable`].
-    ///
-    /// # Cancel safety
-    /// Dropping the future does not cancel the request.
-    pub async fn terminate_child(&self, id: impl Into<ChildId>) -> Result<(), ChildError> {
-        let id = id.into();
-        self.handle.call(|r| Msg::TerminateChild(id, r)).await?
-    }
-
-    /// The children in start order.
-    ///
-    /// # Errors
-    /// [`ChildError::Unavailable`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe (a read).
-    pub async fn which_children(&self) -> Result<Vec<ChildInfo>, ChildError> {
-        self.handle.call(Msg::WhichChildren).await
-    }
-
-    /// Counts of specs, active children, supervisors and workers.
-    ///
-    /// # Errors
-    /// [`ChildError::Unavailable`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe (a read).
-    pub async fn count_children(&self) -> Result<ChildCounts, ChildError> {
-        self.handle.call(Msg::CountChildren).await
-    }
-
-    /// A serialisable snapshot.
-    ///
-    /// # Errors
-    /// [`ChildError::Unavailable`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe (a read).
-    pub async fn inspect(&self) -> Result<SupervisorSnapshot, ChildError> {
-        self.handle.call(Msg::Inspect).await
-    }
-
-    /// Stops the supervisor: all children are stopped concurrently, each per its shutdown spec.
-    ///
-    /// # Cancel safety
-    /// Dropping the future does not cancel the shutdown, only the wait for it.
-    pub async fn stop(&self) {
-        self.handle.stop().await
-    }
-
-    /// Waits until the supervisor has exited.
-    ///
-    /// # Cancel safety
-    /// Cancel safe.
-    pub async fn wait(&self) {
-        let _ = self.handle.actor.get_cell().wait(None).await;
-    }
-}
+/// The handle [`DynamicSupervisor::start`] returns: the same type as [`SupervisorRef`] (one
+/// handle serves both supervisor kinds), kept under this name so that code written against it
+/// compiles unchanged.
+pub type DynamicSupervisorRef = SupervisorRef;

@@ -1,5 +1,7 @@
 //! Error types, one per failure area.
 
+use std::time::Duration;
+
 use ractor::ActorCell;
 
 use crate::child::{ChildId, StartError};
@@ -159,6 +161,21 @@ pub enum ChildError {
         supervisor: String,
         /// The child.
         child: ChildId,
+    },
+    /// The supervisor did not answer within the call's bounded wait (see
+    /// [`SupervisorRef::with_query_timeout`](crate::SupervisorRef::with_query_timeout) and
+    /// [`SupervisorRef::with_change_timeout`](crate::SupervisorRef::with_change_timeout)). It is
+    /// alive but busy (a long start function, a child's shutdown, a backlog of requests): the
+    /// request stays queued and a change is still carried out later.
+    #[error("supervisor `{supervisor}` did not answer `{call}` within {waited:?}")]
+    Timeout {
+        /// The supervisor.
+        supervisor: String,
+        /// The call: `start_child`, `terminate_child`, `restart_child`, `delete_child`,
+        /// `which_children`, `count_children` or `inspect`.
+        call: &'static str,
+        /// How long we waited.
+        waited: Duration,
     },
     /// The supervisor did not answer (it has exited or is exiting).
     #[error("supervisor `{supervisor}` is unavailable: {reason}")]

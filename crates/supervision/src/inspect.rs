@@ -6,26 +6,18 @@ use serde::{Deserialize, Serialize};
 use crate::child::{ChildId, ChildKind, RestartType};
 use crate::flags::Strategy;
 
-/// A child's status in [`ChildInfo`].
-#[derive(Debug, Clone)]
+/// A child's status, in [`ChildInfo`] (`which_children`) and in [`ChildSnapshot`] (`inspect`).
+/// Serialised in snake_case: `"running"`, `"restarting"`, `"not_running"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ChildStatus {
-    /// Running as this actor.
-    Running(ActorCell),
+    /// Running (its actor is [`ChildInfo::cell`], and [`ChildSnapshot::actor_id`]).
+    Running,
     /// A restart was decided and is under way (backoff or a failed attempt being retried).
     Restarting,
     /// The spec is kept with no running instance.
     NotRunning,
-}
-
-impl ChildStatus {
-    /// The running actor, if any.
-    pub fn cell(&self) -> Option<&ActorCell> {
-        match self {
-            ChildStatus::Running(c) => Some(c),
-            _ => None,
-        }
-    }
 }
 
 /// One row of `which_children`.
@@ -36,6 +28,8 @@ pub struct ChildInfo {
     pub id: ChildId,
     /// Running, restarting or not running.
     pub status: ChildStatus,
+    /// The running instance: `Some` exactly when `status` is [`ChildStatus::Running`].
+    pub cell: Option<ActorCell>,
     /// Worker or supervisor.
     pub kind: ChildKind,
     /// The restart type.
@@ -58,19 +52,6 @@ pub struct ChildCounts {
     pub workers: usize,
 }
 
-/// A child's status in a [`SupervisorSnapshot`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum SnapshotStatus {
-    /// Running.
-    Running,
-    /// Being restarted.
-    Restarting,
-    /// Not running.
-    NotRunning,
-}
-
 /// One child in a [`SupervisorSnapshot`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -78,8 +59,8 @@ pub struct ChildSnapshot {
     /// The child id.
     pub id: ChildId,
     /// Its status.
-    pub status: SnapshotStatus,
-    /// The running actor's id.
+    pub status: ChildStatus,
+    /// The running actor's id: `Some` exactly when `status` is [`ChildStatus::Running`].
     pub actor_id: Option<String>,
     /// Worker or supervisor.
     pub kind: ChildKind,

@@ -15,14 +15,28 @@
 //!   order and the supervisor exits with reason `shutdown`. Supervisors nest
 //!   ([`Supervisor::child_spec`]); a melted-down child supervisor is restarted by its parent
 //!   like any child (escalation).
-//! * [`SupervisorRef`] administers children: `start_child`, `terminate_child`,
-//!   `restart_child`, `delete_child`, `which_children`, `count_children`, `inspect`, `stop`.
+//! * [`SupervisorRef`] administers the children of either kind of supervisor (one handle type;
+//!   [`DynamicSupervisorRef`] is the same type under another name): `start_child`,
+//!   `terminate_child`, `restart_child`, `delete_child`, `which_children`, `count_children`,
+//!   `inspect`, `stop`, `wait`. Where the kinds differ the supervisor answers for its own
+//!   kind (e.g. a dynamic supervisor keeps no terminated child, so `restart_child` there finds
+//!   none: [`ChildError::NotFound`]).
+//!   Every call has a bounded wait ([`DEFAULT_QUERY_TIMEOUT`] for the queries,
+//!   [`DEFAULT_CHANGE_TIMEOUT`] for the changes, set per handle with
+//!   [`SupervisorRef::with_query_timeout`] / [`SupervisorRef::with_change_timeout`]) and fails
+//!   with [`ChildError::Timeout`] when the supervisor is too busy to answer in time.
+//! * A start function that panics has failed to start (OTP catches the start call); the
+//!   supervisor never dies of it.
 //! * A [`DynamicSupervisor`] takes children at run time, with `max_children`, shared start
-//!   arguments, and concurrent shutdown.
-//! * A [`Registry`] maps unique names to actors with generation numbers, forgets a name when its
-//!   actor dies, and publishes register / unregister events.
-//! * Reports are `tracing` events with target [`report::TARGET`] (see [`report`]); a
-//!   serialisable [`SupervisorSnapshot`] comes from `inspect`.
+//!   arguments, and concurrent shutdown; [`DynamicSupervisor::start`] returns a
+//!   [`SupervisorRef`] too.
+//! * A [`Registry`] maps unique names to actors with generation numbers, unregisters a name when
+//!   its actor dies (answering "restarting" for a restart grace, then forgetting it), and
+//!   publishes register / unregister events.
+//! * Reports are `tracing` events with target [`report::TARGET`] (see [`report`]). One
+//!   [`ChildStatus`] (running, restarting, not running) is in both `which_children`'s
+//!   [`ChildInfo`] (beside the running child's `cell`) and the serialisable
+//!   [`SupervisorSnapshot`] that comes from `inspect`.
 //!
 //! Normal and abnormal exits: see [`ExitReason`]. The full contract, item by item, with the
 //! code and the test that proves each, is `docs/semantics.md`.
@@ -62,10 +76,12 @@ mod core;
 mod dynamic;
 mod error;
 mod flags;
+mod handle;
 mod inspect;
 mod reason;
 mod registry;
 pub mod report;
+mod stop;
 mod supervisor;
 
 pub use child::{
@@ -78,12 +94,12 @@ pub use flags::{
     AutoShutdown, Backoff, DynamicFlags, DynamicFlagsBuilder, Strategy, SupervisorFlags,
     SupervisorFlagsBuilder,
 };
+pub use handle::{DEFAULT_CHANGE_TIMEOUT, DEFAULT_QUERY_TIMEOUT, SupervisorRef};
 pub use inspect::{
-    ChildCounts, ChildInfo, ChildSnapshot, ChildStatus, RestartRecord, SnapshotStatus,
-    SupervisorSnapshot,
+    ChildCounts, ChildInfo, ChildSnapshot, ChildStatus, RestartRecord, SupervisorSnapshot,
 };
 pub use reason::ExitReason;
 pub use registry::{
     NameHandle, Registration, Registry, RegistryError, RegistryEvent, UnregisterReason,
 };
-pub use supervisor::{Supervisor, SupervisorRef};
+pub use supervisor::Supervisor;

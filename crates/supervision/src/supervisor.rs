@@ -1,15 +1,14 @@
 //! The static supervisor: a list of child specs started in order, restarted per strategy.
 
 use std::collections::HashSet;
-use std::fmt;
 
 use ractor::ActorCell;
 
 use crate::child::{ChildId, ChildKind, ChildSpec, ChildSpecBuilder, StartError, StartOutcome};
-use crate::core::{self, Config, Handle, Init, Msg};
-use crate::error::{ChildError, SupervisorError};
+use crate::core::{self, Config, Init};
+use crate::error::SupervisorError;
 use crate::flags::{AutoShutdown, SupervisorFlags};
-use crate::inspect::{ChildCounts, ChildInfo, SupervisorSnapshot};
+use crate::handle::SupervisorRef;
 
 /// OTP's `supervisor`: starts its children in order, restarts them per strategy and restart
 /// intensity, and stops them in reverse order.
@@ -113,8 +112,7 @@ impl Supervisor {
             max_children: None,
             extra: None,
         };
-        let handle = core::spawn(Init { config, children }, parent).await?;
-        Ok(SupervisorRef { handle })
+        core::spawn(Init { config, children }, parent).await
     }
 
     /// A child spec (kind supervisor, shutdown infinity) that starts this supervisor as a
@@ -137,153 +135,5 @@ impl Supervisor {
                     Ok(StartOutcome::Started(sup.cell()))
                 }
             })
-    }
-}
-
-/// A handle to a running [`Supervisor`]. Cheap to clone.
-#[derive(Clone)]
-pub struct SupervisorRef {
-    pub(crate) handle: Handle,
-}
-
-impl fmt::Debug for SupervisorRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SupervisorRef")
-            .field("name", &self.handle.name)
-            .finish()
-    }
-}
-
-impl SupervisorRef {
-    /// The supervisor's actor.
-    pub fn cell(&self) -> ActorCell {
-        self.handle.actor.get_cell()
-    }
-
-    /// The supervisor's name (its actor id when unnamed).
-    pub fn name(&self) -> &str {
-        &self.handle.name
-    }
-
-    /// A handle to the supervisor running as `cell` (e.g. a nested supervisor found through
-    /// `which_children`); `None` if `cell` is not a supervisor of this crate. For a
-    /// [`DynamicSupervisor`](crate::DynamicSupervisor) this handle's `restart_child` and
-    /// `delete_child` also work, with dynamic semantics.
-    pub fn from_cell(cell: ActorCell) -> Option<Self> {
-        if cell.is_message_type_of::<Msg>() != Some(true) {
-            return None;
-        }
-        let name = cell.get_name().unwrap_or_else(|| cell.get_id().to_string());
-        Some(Self {
-            handle: Handle {
-                actor: cell.into(),
-                name: name.into(),
-            },
-        })
-    }
-
-    /// Adds a child spec and starts it (OTP's `start_child`). `Ok(None)`: the start function
-    /// answered ignore (the spec is kept unless temporary).
-    ///
-    /// # Errors
-    /// [`ChildError::AlreadyStarted`] / [`ChildError::AlreadyPresent`] for an id in use,
-    /// [`ChildError::SignificantUnderNever`], [`ChildError::StartFailed`] (no spec kept, no
-    /// restart counted), [`ChildError::Unavailable`].
-    ///
-    /// # Cancel safety
-    /// Dropping the future does not cancel the request: the supervisor still starts the child.
-    pub async fn start_child(&self, spec: ChildSpec) -> Result<Option<ActorCell>, ChildError> {
-        self.handle.call(|r| Msg::StartChild(spec, r)).await?
-    }
-
-    /// Stops a child per its shutdown spec; keeps a non-temporary spec; no restart follows.
-    ///
-    /// # Errors
-    /// [`ChildError::NotFound`], [`ChildError::Unavailable`].
-    ///
-    /// # Cancel safety
-    /// Dropping the future does not cancel the request.
-    pub async fn terminate_child(&self, id: impl Into<ChildId>) -> Result<(), ChildError> {
-        let id = id.into();
-        self.handle.call(|r| Msg::TerminateChild(id, r)).await?
-    }
-
-    /// Starts a stopped child spec again (not counted toward intensity).
-    ///
-    /// # Errors
-    /// [`ChildError::Running`], [`ChildError::Restarting`], [`ChildError::NotFound`],
-    /// [`ChildError::StartFailed`], [`ChildError::Unavailable`].
-    ///
-    /// # Cancel safety
-    /// Dropping the future does not cancel the request.
-    pub async fn restart_child(
-        &self,
-        id: impl Into<ChildId>,
-    ) -> Result<Option<ActorCell>, ChildError> {
-        let id = id.into();
-        self.handle.call(|r| Msg::RestartChild(id, r)).await?
-    }
-
-    /// Removes a stopped child spec.
-    ///
-    /// # Errors
-    /// [`ChildError::Running`], [`ChildError::Restarting`], [`ChildError::NotFound`],
-    /// [`ChildError::Unavailable`].
-    ///
-    /// # Cancel safety
-    /// Dropping the future does not cancel the request.
-    pub async fn delete_child(&self, id: impl Into<ChildId>) -> Result<(), ChildError> {
-        let id = id.into();
-        self.handle.call(|r| Msg::DeleteChild(id, r)).await?
-    }
-
-    /// The children in start order with their status and kind.
-    ///
-    /// # Errors
-    /// [`ChildError::Unavailable`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe (a read).
-    pub async fn which_children(&self) -> Result<Vec<ChildInfo>, ChildError> {
-        self.handle.call(Msg::WhichChildren).await
-    }
-
-    /// Counts of specs, active children, supervisors and workers.
-    ///
-    /// # Errors
-    /// [`ChildError::Unavailable`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe (a read).
-    pub async fn count_children(&self) -> Result<ChildCounts, ChildError> {
-        self.handle.call(Msg::CountChildren).await
-    }
-
-    /// A serialisable snapshot: children, statuses, generations, the restart log.
-    ///
-    /// # Errors
-    /// [`ChildError::Unavailable`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe (a read).
-    pub async fn inspect(&self) -> Result<SupervisorSnapshot, ChildError> {
-        self.handle.call(Msg::Inspect).await
-    }
-
-    /// Stops the supervisor: its children are stopped in reverse start order, each awaited
-    /// before the next, then it exits with reason `shutdown`. Returns when it has exited.
-    ///
-    /// # Cancel safety
-    /// Dropping the future does not cancel the shutdown, only the wait for it.
-    pub async fn stop(&self) {
-        self.handle.stop().await
-    }
-
-    /// Waits until the supervisor has exited (for whatever reason).
-    ///
-    /// # Cancel safety
-    /// Cancel safe.
-    pub async fn wait(&self) {
-        let _ = self.handle.actor.get_cell().wait(None).await;
     }
 }

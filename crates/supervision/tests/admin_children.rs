@@ -123,7 +123,7 @@ async fn a4_which_children_in_start_order_with_status_and_kind() {
             ("w3".to_string(), "running", ChildKind::Worker),
         ]
     );
-    assert!(children[0].status.cell().is_some_and(|c| !is_stopped(c)));
+    assert!(children[0].cell.as_ref().is_some_and(|c| !is_stopped(c)));
     sup.stop().await;
 }
 
@@ -150,7 +150,7 @@ async fn a5_count_children_agrees_with_which_children() {
     assert_eq!(counts.specs, which.len());
     assert_eq!(
         counts.active,
-        which.iter().filter(|c| c.status.cell().is_some()).count()
+        which.iter().filter(|c| c.cell.is_some()).count()
     );
     assert_eq!(
         counts.supervisors,
@@ -176,5 +176,71 @@ async fn a5_count_children_agrees_with_which_children() {
     let json = serde_json::to_value(&snap).unwrap();
     assert_eq!(json["children"][2]["status"], "not_running");
     assert_eq!(json["children"][1]["kind"], "supervisor");
+    sup.stop().await;
+}
+
+/// One status type for both views: `which_children` and `inspect` agree on every child's
+/// status, the running instance sits beside the status (`cell` / `actor_id`, present exactly
+/// when running), and the snapshot's serde form of a status is unchanged.
+#[tokio::test(start_paused = true)]
+async fn a4_which_children_and_inspect_share_one_status() {
+    let log = Log::new();
+    let backoff = Backoff::exponential(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_secs(10),
+        0.0,
+    )
+    .unwrap();
+    let flags = SupervisorFlags::builder().backoff(backoff).build().unwrap();
+    let sup = Supervisor::start(
+        None,
+        flags,
+        vec![
+            typed("up", &log, RestartType::Permanent),
+            typed("waiting", &log, RestartType::Permanent),
+            typed("down", &log, RestartType::Transient),
+        ],
+    )
+    .await
+    .unwrap();
+    sup.terminate_child("down").await.unwrap();
+    let waiting = child(&sup, "waiting").await;
+    send(&waiting, WMsg::Crash);
+    waiting.wait(None).await.unwrap();
+    eventually("restart decided", || log.count("crash:waiting") == 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+
+    let which = sup.which_children().await.unwrap();
+    let snap = sup.inspect().await.unwrap();
+    let statuses: Vec<ChildStatus> = which.iter().map(|c| c.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            ChildStatus::Running,
+            ChildStatus::Restarting,
+            ChildStatus::NotRunning
+        ]
+    );
+    assert_eq!(
+        snap.children.iter().map(|c| c.status).collect::<Vec<_>>(),
+        statuses
+    );
+    for (info, row) in which.iter().zip(&snap.children) {
+        assert_eq!(info.id, row.id);
+        assert_eq!(info.cell.is_some(), info.status == ChildStatus::Running);
+        assert_eq!(
+            info.cell.as_ref().map(|c| c.get_id().to_string()),
+            row.actor_id,
+            "{}: the same instance in both views",
+            info.id
+        );
+    }
+    let json = serde_json::to_value(&snap).unwrap();
+    let names: Vec<_> = (0..3)
+        .map(|i| json["children"][i]["status"].clone())
+        .collect();
+    assert_eq!(names, ["running", "restarting", "not_running"]);
+    let back: SupervisorSnapshot = serde_json::from_value(json).unwrap();
+    assert_eq!(back, snap);
     sup.stop().await;
 }

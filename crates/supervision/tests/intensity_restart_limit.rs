@@ -304,3 +304,119 @@ async fn i8_transient_child_supervisor_meltdown_not_restarted() {
     assert_eq!(sup.inspect().await.unwrap().restarts_in_window, 0);
     sup.stop().await;
 }
+
+/// Yields until `cond` holds without letting the paused clock move (no sleeps: a yielding task
+/// keeps the runtime busy, so tokio never auto-advances).
+async fn settle(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if cond() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("not settled: {what}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn i2_restart_exactly_one_period_ago_still_counts() {
+    // OTP keeps a restart R while R >= Now - Period: one exactly one period old still counts.
+    let (log, exits) = (Log::new(), Log::new());
+    let period = Duration::from_secs(1);
+    let sup = linked(
+        flags(1, period),
+        vec![worker("a", &log).build().unwrap()],
+        &exits,
+    )
+    .await;
+    let t0 = tokio::time::Instant::now();
+    send(&child(&sup, "a").await, WMsg::Crash);
+    settle("restart", || log.count("start:a") == 2).await;
+    assert_eq!(tokio::time::Instant::now(), t0, "the clock did not move");
+    tokio::time::advance(period).await;
+    send(&child(&sup, "a").await, WMsg::Crash);
+    tokio::time::timeout(Duration::from_secs(60), sup.wait())
+        .await
+        .expect("a meltdown: the restart one period ago counted");
+    assert_eq!(log.count("start:a"), 2, "no third start: a meltdown");
+    eventually("exit seen", || exits.len() == 1).await;
+    assert_eq!(exits.entries(), ["exit:shutdown"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn i2_restart_just_over_one_period_ago_is_dropped() {
+    let log = Log::new();
+    let period = Duration::from_secs(1);
+    let sup = Supervisor::start(
+        None,
+        flags(1, period),
+        vec![worker("a", &log).build().unwrap()],
+    )
+    .await
+    .unwrap();
+    send(&child(&sup, "a").await, WMsg::Crash);
+    settle("restart", || log.count("start:a") == 2).await;
+    tokio::time::advance(period + Duration::from_millis(1)).await;
+    send(&child(&sup, "a").await, WMsg::Crash);
+    settle("restart", || log.count("start:a") == 3).await;
+    let snap = sup.inspect().await.unwrap();
+    assert_eq!(snap.restarts_in_window, 1);
+    sup.stop().await;
+}
+
+/// A child that starts the first time, then panics in its start function.
+fn panics_after_first(id: &str, log: &Log, calls: Arc<AtomicUsize>) -> ChildSpec {
+    let log = log.clone();
+    let name = id.to_string();
+    ChildSpec::builder(id)
+        .start(move |args| {
+            let (log, name, calls) = (log.clone(), name.clone(), calls.clone());
+            async move {
+                if calls.fetch_add(1, Ordering::SeqCst) > 0 {
+                    log.push(format!("panic:{name}"));
+                    panic!("{name} start panicked");
+                }
+                log.push(format!("start:{name}"));
+                args.spawn_linked(
+                    None,
+                    Worker,
+                    WorkerArgs {
+                        name,
+                        log,
+                        stop_delay: None,
+                    },
+                )
+                .await
+            }
+        })
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn i6_panicking_restart_counts_and_melts_down_in_order() {
+    // A panic in a start function is a failed start (OTP catches the start call): counted,
+    // retried, and the meltdown stops the other children gracefully, in reverse order.
+    let (log, exits) = (Log::new(), Log::new());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let sup = linked(
+        flags(2, Duration::from_secs(5)),
+        vec![
+            worker("a", &log).build().unwrap(),
+            worker("b", &log).build().unwrap(),
+            panics_after_first("p", &log, calls.clone()),
+        ],
+        &exits,
+    )
+    .await;
+    send(&child(&sup, "p").await, WMsg::Crash);
+    sup.wait().await;
+    assert_eq!(log.count("panic:p"), 2);
+    assert_eq!(
+        log.entries(),
+        [
+            "start:a", "start:b", "start:p", "crash:p", "panic:p", "panic:p", "stop:b", "stop:a"
+        ]
+    );
+    eventually("exit seen", || exits.len() == 1).await;
+    assert_eq!(exits.entries(), ["exit:shutdown"]);
+}

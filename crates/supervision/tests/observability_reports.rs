@@ -109,3 +109,100 @@ async fn o2_meltdown_reported_with_context_shutdown() {
     assert_eq!(shutdowns[0]["child_id"], "a");
     assert_eq!(captured.with_context(CHILD_RESTARTING).len(), 1);
 }
+
+/// A worker whose cleanup (`post_stop`) fails: it exits with that error, not `shutdown`.
+struct DirtyStop;
+
+impl ractor::Actor for DirtyStop {
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _: ractor::ActorRef<()>,
+        _: (),
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _: ractor::ActorRef<()>,
+        _: &mut (),
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        Err("cleanup failed".into())
+    }
+}
+
+fn dirty(id: &str) -> ChildSpec {
+    ChildSpec::builder(id)
+        .start(|args| async move { args.spawn_linked(None, DirtyStop, ()).await })
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn o1_shutdown_error_whenever_the_exit_reason_is_not_shutdown() {
+    // OTP's do_terminate: a shutdown error unless the child exited with `shutdown` (or was
+    // brutally killed); a child killed after its timeout exited with `killed`.
+    let (captured, _guard) = capture();
+    let log = Log::new();
+    let nested = Supervisor::child_spec(
+        "nested",
+        None,
+        SupervisorFlags::default(),
+        vec![worker("inner", &log).build().unwrap()],
+    )
+    .build()
+    .unwrap();
+    let sup = Supervisor::start(
+        Some("o1_shutdown_error_sup".into()),
+        SupervisorFlags::default(),
+        vec![
+            worker("clean", &log).build().unwrap(),
+            nested,
+            dirty("dirty"),
+            worker("stuck", &log)
+                .shutdown(Shutdown::Timeout(Duration::from_secs(1)))
+                .build()
+                .unwrap(),
+            worker("brutal", &log)
+                .shutdown(Shutdown::BrutalKill)
+                .build()
+                .unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    send(
+        &child(&sup, "stuck").await,
+        WMsg::Block(Duration::from_secs(3600)),
+    );
+    sup.terminate_child("dirty").await.unwrap();
+    let errors = captured.with_context(SHUTDOWN_ERROR);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["child_id"], "dirty");
+    assert!(errors[0]["reason"].contains("cleanup failed"), "{errors:?}");
+    sup.stop().await;
+    let errors = captured.with_context(SHUTDOWN_ERROR);
+    let ids: Vec<_> = errors.iter().map(|e| e["child_id"].as_str()).collect();
+    assert_eq!(ids, ["dirty", "stuck"], "{errors:?}");
+    assert_eq!(errors[1]["reason"], "killed");
+    assert_eq!(errors[1]["supervisor"], "o1_shutdown_error_sup");
+
+    // The dynamic supervisor's concurrent shutdown judges exits the same way.
+    let (captured, _guard) = capture();
+    let dynsup = DynamicSupervisor::start(None, DynamicFlags::default())
+        .await
+        .unwrap();
+    dynsup.start_child(dirty("d1")).await.unwrap();
+    dynsup
+        .start_child(worker("fine", &log).build().unwrap())
+        .await
+        .unwrap();
+    dynsup.stop().await;
+    let errors = captured.with_context(SHUTDOWN_ERROR);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["child_id"], "d1");
+}

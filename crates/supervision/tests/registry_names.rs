@@ -201,3 +201,76 @@ async fn rg5_events_reach_subscribers() {
         }
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn rg3_a_name_nobody_restarts_is_forgotten_after_the_grace() {
+    let grace = Duration::from_secs(5);
+    let (reg, log) = (Registry::with_restart_grace(grace), Log::new());
+    assert_eq!(reg.restart_grace(), grace);
+    assert_eq!(
+        Registry::new().restart_grace(),
+        Registry::DEFAULT_RESTART_GRACE
+    );
+    let mut events = reg.subscribe();
+    let cell = spawn_worker(&log, "gone").await;
+    reg.register("gone", cell.clone()).unwrap();
+    let _ = events.recv().await.unwrap();
+    cell.stop(None);
+    assert!(matches!(
+        events.recv().await.unwrap(),
+        RegistryEvent::Unregistered { .. }
+    ));
+    let handle = reg.handle("gone");
+    // Within the grace a restart may be under way.
+    assert!(matches!(
+        handle.resolve(),
+        Err(RegistryError::Restarting {
+            last_generation: 1,
+            ..
+        })
+    ));
+    assert_eq!(reg.tombstone_count(), 1);
+    tokio::time::sleep(grace + Duration::from_millis(10)).await;
+    // Nobody registered it again: it is not restarting, and nothing is kept for it.
+    assert!(matches!(
+        handle.resolve(),
+        Err(RegistryError::NotRegistered { .. })
+    ));
+    assert_eq!(reg.tombstone_count(), 0, "the tombstone was dropped");
+    // A registration within the grace continues the generations.
+    let a = spawn_worker(&log, "a").await;
+    assert_eq!(reg.register("gone", a.clone()).unwrap().generation, 1);
+    reg.unregister("gone").unwrap();
+    let b = spawn_worker(&log, "b").await;
+    let second = reg.register("gone", b.clone()).unwrap();
+    assert_eq!(second.generation, 2);
+    // A stale registration is never current, even when generations start again at 1.
+    let stale = Registration {
+        name: "gone".into(),
+        cell: a.clone(),
+        generation: 2,
+    };
+    assert!(!reg.is_current(&stale));
+    assert!(reg.is_current(&second));
+    a.stop(None);
+    b.stop(None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rg3_many_short_lived_names_leave_nothing_behind() {
+    let reg = Registry::with_restart_grace(Duration::from_secs(1));
+    let log = Log::new();
+    let mut cells = vec![];
+    for i in 0..100 {
+        let cell = spawn_worker(&log, "s").await;
+        reg.register(format!("session-{i}"), cell.clone()).unwrap();
+        cells.push(cell);
+    }
+    for c in &cells {
+        c.stop(None);
+        c.wait(None).await.unwrap();
+    }
+    eventually("all unregistered", || reg.list().is_empty()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(reg.tombstone_count(), 0);
+}

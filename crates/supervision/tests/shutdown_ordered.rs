@@ -30,7 +30,7 @@ async fn sh1_stop_in_reverse_start_order_each_awaited() {
         .await
         .unwrap()
         .iter()
-        .map(|c| c.status.cell().unwrap().clone())
+        .map(|c| c.cell.clone().unwrap())
         .collect();
     log.clear();
     sup.stop().await;

@@ -70,7 +70,7 @@ async fn s2_start_returns_after_every_static_child_started() {
     assert!(
         children
             .iter()
-            .all(|c| c.status.cell().is_some_and(|c| !is_stopped(c)))
+            .all(|c| c.cell.as_ref().is_some_and(|c| !is_stopped(c)))
     );
     sup.stop().await;
 }
@@ -212,4 +212,92 @@ async fn s6_failed_dynamic_start_child_returns_error_keeps_no_spec_counts_nothin
     assert!(snap.children.is_empty() && snap.restarts_in_window == 0);
     sup.stop().await;
     dynsup.stop().await;
+}
+
+/// A spec whose start function panics (logs `panic:<id>`).
+fn panicking(id: &str, log: &Log) -> ChildSpec {
+    let log = log.clone();
+    let name = id.to_string();
+    ChildSpec::builder(id)
+        .start(move |_args| {
+            let (log, name) = (log.clone(), name.clone());
+            async move {
+                log.push(format!("panic:{name}"));
+                panic!("{name} exploded");
+            }
+        })
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn s3_panicking_static_start_stops_earlier_children_in_reverse_and_errors() {
+    let log = Log::new();
+    let err = Supervisor::start(
+        Some("s3_panic_sup".into()),
+        SupervisorFlags::default(),
+        vec![
+            worker("a", &log).build().unwrap(),
+            worker("b", &log).build().unwrap(),
+            panicking("c", &log),
+            worker("d", &log).build().unwrap(),
+        ],
+    )
+    .await
+    .unwrap_err();
+    // Stopped gracefully, in reverse order (their post_stop ran), not killed.
+    assert_eq!(
+        log.entries(),
+        ["start:a", "start:b", "panic:c", "stop:b", "stop:a"]
+    );
+    match &err {
+        SupervisorError::ChildStartFailed { child, source, .. } => {
+            assert_eq!(child.as_str(), "c");
+            assert!(source.message().contains("c exploded"), "{source}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(ractor::registry::where_is("s3_panic_sup").is_none());
+}
+
+#[tokio::test]
+async fn s6_panicking_start_child_returns_error_and_the_supervisor_lives_on() {
+    let log = Log::new();
+    let sup = Supervisor::start(
+        None,
+        SupervisorFlags::default(),
+        vec![worker("a", &log).build().unwrap()],
+    )
+    .await
+    .unwrap();
+    let a = child(&sup, "a").await;
+    match sup.start_child(panicking("bad", &log)).await {
+        Err(ChildError::StartFailed { child, source, .. }) => {
+            assert_eq!(child.as_str(), "bad");
+            assert!(source.message().contains("bad exploded"), "{source}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let snap = sup.inspect().await.unwrap();
+    assert_eq!(snap.children.len(), 1, "no spec kept");
+    assert_eq!(snap.restarts_in_window, 0, "nothing counted");
+    assert_eq!(child(&sup, "a").await.get_id(), a.get_id(), "a untouched");
+
+    let dynsup = DynamicSupervisor::start(None, DynamicFlags::default())
+        .await
+        .unwrap();
+    dynsup
+        .start_child(worker("w", &log).build().unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(
+        dynsup.start_child(panicking("bad", &log)).await,
+        Err(ChildError::StartFailed { .. })
+    ));
+    let counts = dynsup.count_children().await.unwrap();
+    assert_eq!((counts.specs, counts.active), (1, 1));
+    log.clear();
+    sup.stop().await;
+    dynsup.stop().await;
+    assert_eq!(log.entries(), ["stop:a", "stop:w"], "graceful stops");
 }

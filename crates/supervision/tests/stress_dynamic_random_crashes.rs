@@ -87,7 +87,7 @@ async fn stress_random_crashes_then_stop_every_child_stopped_once() {
             .await
             .unwrap()
             .iter()
-            .filter_map(|c| c.status.cell().cloned())
+            .filter_map(|c| c.cell.clone())
             .collect();
         let victims: Vec<ActorCell> = running
             .choose_multiple(&mut rand::rng(), 25 + round)

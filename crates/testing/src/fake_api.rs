@@ -61,6 +61,8 @@ struct State_ {
     requests: Vec<RecordedRequest>,
     queue: VecDeque<Reply>,
     rules: Vec<Arc<RuleFn>>,
+    /// When set, only requests with this `x-api-key` are answered (as the real API would).
+    api_key: Option<String>,
 }
 
 struct Shared {
@@ -173,6 +175,13 @@ impl FakeApi {
     /// The socket address the fake listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// From now on answers only requests whose `x-api-key` is `key`; any other gets 401
+    /// `authentication_error`, as the real API answers a wrong key (the request is still
+    /// recorded, with reply `401`).
+    pub fn require_api_key(&self, key: impl Into<String>) {
+        self.shared.lock().api_key = Some(key.into());
     }
 
     /// Queues a one-shot reply for the next main request (before rules and defaults).
@@ -403,7 +412,21 @@ async fn handle(
     let response = {
         let mut state = shared.lock();
         recorded.seq = state.requests.len();
+        let refused = state.api_key.as_deref().is_some_and(|key| {
+            headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|sent| sent != key)
+        });
         let response = match kind {
+            _ if refused => {
+                recorded.reply = "401".to_owned();
+                Answer::Json(
+                    401,
+                    json!({ "type": "error", "error": { "type": "authentication_error",
+                            "message": "invalid x-api-key" } }),
+                )
+            }
             RequestKind::CountTokens => {
                 recorded.reply = format!("input_tokens {tokens}");
                 Answer::Json(200, json!({ "input_tokens": tokens }))

@@ -1,7 +1,8 @@
 //! The scenario language of `fake-claude`, a scripted fake of the Claude Code CLI.
 //!
 //! `fake-claude` is spawned exactly like the real CLI (two-way `stream-json` mode) and speaks the
-//! same protocol as 2.1.329: nothing is printed until the first input, `initialize` and the other
+//! same protocol as 2.1.329 (or, with [`Scenario::cli_version`](Scenario#structfield.cli_version),
+//! the shape of 2.1.332): nothing is printed until the first input, `initialize` and the other
 //! control requests are answered, each `user` line gives `system/init`, one `assistant` line per
 //! content block, optional `stream_event`s and a `result` whose `total_cost_usd` and `modelUsage`
 //! are cumulative for the process. Sessions are kept on disk like the real CLI
@@ -19,6 +20,13 @@
 //! | [`ENV_STATE_DIR`] (`FAKE_CLAUDE_STATE_DIR`) | a directory counting process starts (`start-<n>` files), for faults keyed on the start number |
 //! | [`ENV_RECORD_DIR`] (`FAKE_CLAUDE_RECORD_DIR`) | record argv, environment and stdin of every process (see [`Recording`]) |
 //! | [`ENV_LOAD_FRAMES`] (`FAKE_CLAUDE_LOAD_FRAMES`) | load mode: every turn emits this many frames |
+//! | `FAKE_CLAUDE_REPLAY` | replay mode: every user line is answered with this file's bytes (a pre-built turn) in one write; the emitter of `claude-session/benches/turn_throughput.rs` |
+//!
+//! Flags it honours besides the two-way `stream-json` set include `--resume`, `--continue`,
+//! `--fork-session`, `--session-id`, `--model`, `--permission-mode`,
+//! `--include-partial-messages`, `--session-mirror`, and `--await-claim` (a pre-warmed spare,
+//! parked until a `claim_session` control request, with the real CLI's refusals; see
+//! `docs/warm-spares.md`).
 //!
 //! # The JSON shape
 //!
@@ -29,6 +37,7 @@
 //!   "cost_per_turn": 0.001,
 //!   "model": "claude-opus-5-5",
 //!   "load_frames": null,
+//!   "cli_version": "2.1.332",
 //!   "faults": [
 //!     {"on_turn": 2, "fault": {"kind": "crash_mid_turn", "exit_code": 3, "stderr": "boom"}},
 //!     {"on_start": 1, "fault": {"kind": "exit_before_init", "exit_code": 7, "stderr": "no"}}
@@ -62,6 +71,10 @@
 //! assert_eq!(env[0].0, "FAKE_CLAUDE_SCENARIO");
 //! ```
 //!
+//! `fake-claude --version` prints `<version> (Claude Code)` like the real CLI (the scenario's
+//! `cli_version`, else [`FAKE_VERSION`]) and exits 0, so the version probe and the supported
+//! range can be tested with it.
+//!
 //! Tests of other packages find the binary with [`fake_claude_path`].
 
 use std::collections::BTreeMap;
@@ -71,6 +84,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
+use claude_protocol::CliVersion;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -87,8 +101,13 @@ pub const ENV_LOAD_FRAMES: &str = "FAKE_CLAUDE_LOAD_FRAMES";
 /// Environment variable overriding the binary found by [`fake_claude_path`].
 pub const ENV_BIN: &str = "FAKE_CLAUDE_BIN";
 
-/// The version fake-claude reports (with `"fake": true` beside it).
-pub const FAKE_VERSION: &str = "2.1.329";
+/// The version fake-claude reports by default (with `"fake": true` beside it): the pinned one.
+/// [`Scenario::cli_version`] picks another.
+pub const FAKE_VERSION: CliVersion = claude_protocol::SUPPORTED_CLI.pinned;
+/// From this version on, fake-claude's frames carry the fields 2.1.332 added: `sandbox_enabled`
+/// in `system/init` and the `initialize` answer, the new capability names, and
+/// `begun_message_ids` in `result` (with `--include-partial-messages`).
+pub const FIELDS_OF_2_1_332: CliVersion = CliVersion::new(2, 1, 332);
 /// The model reported when neither `--model` nor the scenario names one.
 pub const DEFAULT_MODEL: &str = "claude-opus-5-5";
 /// The prompt answered with the list of earlier prompts of the conversation.
@@ -114,6 +133,11 @@ pub struct Scenario {
     pub load_frames: Option<usize>,
     /// Faults, each with where it fires.
     pub faults: Vec<FaultRule>,
+    /// The CLI version to impersonate (default [`FAKE_VERSION`]): printed by `--version` and
+    /// reported in `system/init` and the `initialize` answer; from [`FIELDS_OF_2_1_332`] on,
+    /// the frames have that release's shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cli_version: Option<CliVersion>,
 }
 
 /// The script of one turn. Every field is optional; the default echoes the prompt.
@@ -150,7 +174,9 @@ pub struct Turn {
 pub struct ToolCall {
     /// The shell command to run.
     pub command: String,
-    /// The tool name reported (default `Bash`).
+    /// The tool name reported (default `Bash`). A name `mcp__<server>__<tool>` calls that tool
+    /// of the runtime's in-process MCP server (an `mcp_message` with `tools/call`, the tool
+    /// input as its arguments) instead of running `command`.
     #[serde(default = "default_tool_name")]
     pub name: String,
 }
@@ -445,6 +471,17 @@ impl Scenario {
         self
     }
 
+    /// The CLI version to impersonate (see [`Scenario::cli_version`](Scenario#structfield.cli_version)).
+    pub fn cli_version(mut self, version: CliVersion) -> Self {
+        self.cli_version = Some(version);
+        self
+    }
+
+    /// The version impersonated: the scenario's, else [`FAKE_VERSION`].
+    pub fn version(&self) -> CliVersion {
+        self.cli_version.unwrap_or(FAKE_VERSION)
+    }
+
     /// The model reported when `--model` is absent.
     pub fn model(mut self, model: &str) -> Self {
         self.model = Some(model.to_owned());
@@ -544,12 +581,10 @@ impl Scenario {
 // ---------------------------------------------------------------------------------------------
 // Sessions on disk
 
-/// The cwd as the CLI names its project directory: every non-alphanumeric char turned into `-`.
+/// The cwd as the CLI names its project directory: every non-alphanumeric char turned into `-`,
+/// cut and hashed past 200 characters (the one rule, [`claude_protocol::transcript`]'s).
 pub fn mangle_cwd(cwd: &Path) -> String {
-    cwd.to_string_lossy()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect()
+    claude_protocol::transcript::project_folder_name(cwd)
 }
 
 /// The configuration directory: `$CLAUDE_CONFIG_DIR`, else `$HOME/.claude`.

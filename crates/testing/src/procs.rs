@@ -1,5 +1,6 @@
 //! Process-table checks (Linux, from `/proc`): who is in a process group, who descends from a
-//! pid, and assertions that nothing survived and no `<defunct>` entry was left behind.
+//! pid, who carries a session's [`Marker`] (an environment variable or a cgroup), and assertions
+//! that nothing survived and no `<defunct>` entry was left behind.
 //!
 //! Use them after every test that starts processes:
 //!
@@ -242,6 +243,150 @@ pub fn assert_no_zombie_children() {
             "{}",
             describe("zombie (<defunct>) children of this test process", &zombies)
         );
+    }
+}
+
+/// The environment of `pid` (`/proc/<pid>/environ`); `None` when it cannot be read (gone, a
+/// zombie, not permitted).
+pub fn environ(pid: i32) -> Option<Vec<(String, String)>> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|e| !e.is_empty())
+            .filter_map(|e| {
+                let e = String::from_utf8_lossy(e);
+                e.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned()))
+            })
+            .collect(),
+    )
+}
+
+/// The value of `name` in the environment of `pid`.
+pub fn env_var(pid: i32, name: &str) -> Option<String> {
+    environ(pid)?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// The cgroup paths of `pid` (`/proc/<pid>/cgroup`, one per hierarchy).
+pub fn cgroups(pid: i32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| l.splitn(3, ':').nth(2).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What marks the processes of one session (or one launch): an environment variable every
+/// process of it inherits, and a fragment of the name of the cgroups created for it. A process
+/// belongs if its environment has the variable with the value, *or* one of its cgroup paths
+/// contains the fragment (which also finds a tool that cleared its environment).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Marker {
+    /// The variable (e.g. `CLAUDE_SUPERVISOR_SESSION`).
+    pub var: String,
+    /// Its value (e.g. the session's name).
+    pub value: String,
+    /// A fragment of the cgroup directory names (e.g. `claude-<session>-`), if any.
+    pub cgroup_fragment: Option<String>,
+}
+
+impl Marker {
+    /// Processes whose environment has `var=value`.
+    pub fn env(var: impl Into<String>, value: impl Into<String>) -> Marker {
+        Marker {
+            var: var.into(),
+            value: value.into(),
+            cgroup_fragment: None,
+        }
+    }
+
+    /// Also processes in a cgroup whose path contains `fragment`.
+    #[must_use]
+    pub fn or_cgroup(mut self, fragment: impl Into<String>) -> Marker {
+        self.cgroup_fragment = Some(fragment.into());
+        self
+    }
+
+    /// Whether `pid` carries the marker.
+    pub fn matches(&self, pid: i32) -> bool {
+        if env_var(pid, &self.var).is_some_and(|v| v == self.value) {
+            return true;
+        }
+        self.cgroup_fragment
+            .as_ref()
+            .is_some_and(|f| cgroups(pid).iter().any(|c| c.contains(f.as_str())))
+    }
+}
+
+/// Every process (zombies included) that carries `marker`, except this process.
+pub fn marked(marker: &Marker) -> Vec<ProcInfo> {
+    let me = std::process::id() as i32;
+    list()
+        .into_iter()
+        .filter(|p| p.pid != me && marker.matches(p.pid))
+        .collect()
+}
+
+/// `Err` naming every process that still carries `marker`.
+pub fn check_none_marked(marker: &Marker) -> Result<(), String> {
+    let left = marked(marker);
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(describe(
+            &format!("processes of {}={} still alive", marker.var, marker.value),
+            &left,
+        ))
+    }
+}
+
+/// Polls (async) until no process carries `marker`, for at most `timeout`. `Err` holds the ones
+/// still there at the deadline.
+///
+/// # Cancel safety
+/// Cancel safe: it only reads `/proc`.
+pub async fn wait_none_marked(marker: &Marker, timeout: Duration) -> Result<(), Vec<ProcInfo>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = marked(marker);
+        if left.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(left);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Polls (async) until at least `n` live processes carry `marker` and satisfy `pred`, for at
+/// most `timeout`; returns them.
+///
+/// # Cancel safety
+/// Cancel safe: it only reads `/proc`.
+pub async fn wait_marked(
+    marker: &Marker,
+    n: usize,
+    timeout: Duration,
+    pred: impl Fn(&ProcInfo) -> bool,
+) -> Result<Vec<ProcInfo>, Vec<ProcInfo>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found: Vec<ProcInfo> = marked(marker)
+            .into_iter()
+            .filter(|p| !p.is_zombie() && pred(p))
+            .collect();
+        if found.len() >= n {
+            return Ok(found);
+        }
+        if Instant::now() >= deadline {
+            return Err(found);
+        }
+        tokio::time::sleep(POLL).await;
     }
 }
 

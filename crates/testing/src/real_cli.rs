@@ -24,12 +24,17 @@ use std::time::{Duration, Instant};
 
 pub use env::{DUMMY_API_KEY, SafeEnv, Sandbox, check_env, check_loopback_url};
 pub use host::{HostSnapshot, LeakCheck};
-pub use process::{CliProcess, Shutdown, ShutdownStage, assistant_texts, result_of, session_id_of};
+pub use process::{
+    CliProcess, MARKER_VAR, Shutdown, ShutdownStage, assistant_texts, result_of, session_id_of,
+};
+
+use claude_protocol::{CliSupport, CliVersion, SUPPORTED_CLI};
 
 use crate::fake_api::FakeApi;
 
-/// The CLI version the project pins.
-pub const PINNED_VERSION: &str = "2.1.329";
+/// The CLI version the project pins (`claude_protocol::SUPPORTED_CLI.pinned`); the default of
+/// `scripts/install-claude-cli.sh` is checked equal to it by `tests/cli_versions_agree.rs`.
+pub const PINNED_VERSION: CliVersion = claude_protocol::SUPPORTED_CLI.pinned;
 
 /// The env var naming the binary to use instead of the cached one.
 pub const CLI_PATH_VAR: &str = "CLAUDE_REAL_CLI";
@@ -260,6 +265,16 @@ impl RealCli {
         &self.version
     }
 
+    /// The version it reports, parsed (`None` if it is not `X.Y.Z`).
+    pub fn cli_version(&self) -> Option<CliVersion> {
+        CliVersion::parse_version_output(&self.version)
+    }
+
+    /// Where its version stands in [`SUPPORTED_CLI`] (`None` if it is not `X.Y.Z`).
+    pub fn support(&self) -> Option<CliSupport> {
+        self.cli_version().map(|v| SUPPORTED_CLI.support(v))
+    }
+
     /// Spawns the CLI in two-way stream-json mode ([`STREAM_JSON_ARGS`] + `extra_args`) in
     /// `sandbox`, against `api`.
     ///
@@ -290,6 +305,8 @@ impl RealCli {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         env.apply_clean(&mut cmd);
+        let marker = uuid::Uuid::new_v4().simple().to_string();
+        cmd.env(process::MARKER_VAR, &marker);
         env::check_command_env(&cmd, env.sandbox_root())?;
         {
             use std::os::unix::process::CommandExt;
@@ -308,7 +325,7 @@ impl RealCli {
         let child = tokio::process::Command::from(cmd)
             .spawn()
             .map_err(|e| RealCliError::io(format!("spawning {}", self.path.display()), e))?;
-        CliProcess::new(child)
+        CliProcess::new(child, marker)
     }
 }
 
@@ -319,12 +336,33 @@ impl RealCli {
 pub fn real_cli_or_skip() -> Option<RealCli> {
     match RealCli::locate() {
         Ok(cli) => {
-            if cli.version() != PINNED_VERSION {
-                eprintln!(
-                    "WARNING: real Claude CLI at {} is version {}, the project pins {PINNED_VERSION}",
+            // Any supported version may run the suite (CI runs it on the pinned one and on the
+            // newest release); say so when it is not one the suite is known to pass with.
+            match cli.support() {
+                Some(CliSupport::Tested) => {}
+                Some(CliSupport::InRange) => eprintln!(
+                    "note: real Claude CLI at {} is version {}, between the tested versions \
+                     (pinned {PINNED_VERSION})",
                     cli.path().display(),
                     cli.version()
-                );
+                ),
+                Some(CliSupport::NewerThanTested { newest_tested }) => eprintln!(
+                    "WARNING: real Claude CLI at {} is version {}, newer than the newest tested \
+                     {newest_tested} (pinned {PINNED_VERSION})",
+                    cli.path().display(),
+                    cli.version()
+                ),
+                Some(CliSupport::TooOld { minimum }) => eprintln!(
+                    "WARNING: real Claude CLI at {} is version {}, older than the minimum \
+                     supported {minimum}: the runtime refuses it",
+                    cli.path().display(),
+                    cli.version()
+                ),
+                Some(_) | None => eprintln!(
+                    "WARNING: real Claude CLI at {} reports an odd version {:?}",
+                    cli.path().display(),
+                    cli.version()
+                ),
             }
             Some(cli)
         }
@@ -356,4 +394,36 @@ macro_rules! require_real_cli {
             ::std::option::Option::None => return,
         }
     };
+}
+
+/// Writes an executable wrapper script at `<sandbox root>/<name>` that runs the real CLI at
+/// `cli` under `env -i` with exactly the [`SafeEnv`] for `base_url` (and a minimal `PATH`), and
+/// returns its path: code that finds or runs "the CLI" by itself (discovery, a version probe, an
+/// example binary) then can only ever reach the fake API.
+///
+/// # Errors
+///
+/// [`SafeEnv::new`]'s refusal of `base_url`, or the file could not be written.
+pub fn write_safe_wrapper(
+    cli: &std::path::Path,
+    sandbox: &Sandbox,
+    base_url: &str,
+    name: &str,
+) -> std::io::Result<std::path::PathBuf> {
+    fn quote(s: &str) -> String {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+    let env = SafeEnv::new(sandbox, base_url)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let mut script = String::from("#!/bin/sh\nexec env -i");
+    for (k, v) in env.vars() {
+        script.push_str(&format!(" {}", quote(&format!("{k}={v}"))));
+    }
+    script.push_str(&format!(
+        " PATH=/usr/bin:/bin {} \"$@\"\n",
+        quote(&cli.display().to_string())
+    ));
+    let wrapper = sandbox.root().join(name);
+    crate::write_executable(&wrapper, &script)?;
+    Ok(wrapper)
 }

@@ -30,7 +30,10 @@ fn initialize_is_answered_like_the_real_cli() {
     );
     assert!(r["models"].as_array().is_some_and(|m| !m.is_empty()), "{r}");
     assert_eq!(r["account"]["apiProvider"], "firstParty");
-    assert_eq!(r["claude_code_version"], "2.1.329");
+    assert_eq!(
+        r["claude_code_version"],
+        claude_testing::fake_claude::FAKE_VERSION.to_string()
+    );
     assert_eq!(r["fake"], true);
     assert_eq!(r["pid"], fake.child.id());
     assert_eq!(r["current_permission_mode"], "default");

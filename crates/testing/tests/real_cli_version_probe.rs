@@ -1,14 +1,9 @@
-//! `claude_protocol::probe_version` on the real pinned binary, run only with the safe
+//! `claude_protocol::probe_version` on the real binary (the pinned one, or whichever
+//! `CLAUDE_REAL_CLI` names: CI runs this against the newest release too), run only with the safe
 //! environment: the probe goes through a wrapper script that applies `SafeEnv` with `env -i`.
 
-use std::os::unix::fs::PermissionsExt;
-
 use claude_testing::fake_api::FakeApi;
-use claude_testing::real_cli::{SafeEnv, Sandbox, real_cli_or_skip};
-
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
+use claude_testing::real_cli::{Sandbox, real_cli_or_skip, write_safe_wrapper};
 
 #[tokio::test]
 async fn probe_version_reads_the_real_binary() {
@@ -17,20 +12,17 @@ async fn probe_version_reads_the_real_binary() {
     };
     let api = FakeApi::start().await;
     let sandbox = Sandbox::new().unwrap();
-    let env = SafeEnv::new(&sandbox, &api.base_url()).unwrap();
-    let mut script = String::from("#!/bin/sh\nexec env -i");
-    for (k, v) in env.vars() {
-        script.push_str(&format!(" {}", quote(&format!("{k}={v}"))));
-    }
-    script.push_str(&format!(
-        " PATH=/usr/bin:/bin {} \"$@\"\n",
-        quote(&cli.path().display().to_string())
-    ));
-    let wrapper = sandbox.root().join("claude-safe");
-    std::fs::write(&wrapper, script).unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let wrapper = write_safe_wrapper(cli.path(), &sandbox, &api.base_url(), "claude-safe").unwrap();
 
     let version = claude_protocol::probe_version(&wrapper).unwrap();
-    assert_eq!(version, claude_protocol::PINNED_VERSION);
+    // The probe reads what the harness read, and any version in the supported range passes.
+    assert_eq!(
+        Some(version),
+        cli.cli_version(),
+        "harness read {:?}",
+        cli.version()
+    );
+    let support = claude_protocol::SUPPORTED_CLI.support(version);
+    assert!(support.is_usable(), "{version}: {support:?}");
     assert!(version >= claude_protocol::MIN_SUPPORTED_VERSION);
 }

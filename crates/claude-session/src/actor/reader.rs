@@ -3,16 +3,20 @@
 //! - Frames of the running turn go to that turn's bounded channel. When the caller reads slowly,
 //!   frames wait in a backlog and the reader stops reading stdout (so the CLI slows down, not
 //!   memory use), while it keeps answering commands. Once an interrupt is under way it reads on
-//!   regardless, so that the interrupt's answer is seen even if the caller is not reading.
+//!   regardless, so that the interrupt's answer is seen even if the caller is not reading. Time
+//!   the turn spends held up by its caller stops the stall clock (see [`Activity`]): a slow
+//!   consumer slows its own turn and is never reported as a stalled CLI.
 //! - Answers to our control requests resolve their waiters directly.
 //! - Requests from the CLI (permissions, hooks, SDK MCP) are handed to the control handler, which
 //!   runs them on tasks of their own: a slow callback never blocks this loop.
 //! - The actor hears only of what changes its state: the end of a turn, a new session id.
+//! - `transcript_mirror` frames go to the mirror sink, never to a turn; with a sink, a turn's
+//!   `result` is held (and stdout not read) until the sink has answered the turn's barrier.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use claude_protocol::{ControlResponse, Message};
 use ractor::ActorRef;
@@ -58,11 +62,19 @@ pub(crate) enum ReaderCmd {
     Draining,
 }
 
-/// When the last bytes arrived from the CLI, as milliseconds since `base`.
+/// When the last bytes arrived from the CLI, and the clock the stall detector reads.
+///
+/// Two clocks: `last_ms` is when bytes last arrived (reported in health as the last frame's age);
+/// `progress_ms` is when the CLI was last known not to be stalled: bytes arrived, it was waiting
+/// on one of our callbacks, or it was held up by a caller who does not read. While the turn's
+/// frames wait for the caller (`waiting_on_caller`), the stall clock stands still: the reader has
+/// stopped reading, so the CLI's silence is ours, not its own.
 #[derive(Debug)]
 pub(crate) struct Activity {
     base: Instant,
     last_ms: AtomicU64,
+    progress_ms: AtomicU64,
+    waiting_on_caller: AtomicBool,
 }
 
 impl Activity {
@@ -70,25 +82,54 @@ impl Activity {
         Self {
             base: Instant::now(),
             last_ms: AtomicU64::new(0),
+            progress_ms: AtomicU64::new(0),
+            waiting_on_caller: AtomicBool::new(false),
         }
     }
 
-    pub(crate) fn touch(&self) {
-        let ms = self.base.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
+    fn now_ms(&self) -> u64 {
+        self.base.elapsed().as_millis() as u64
     }
 
-    /// Time since the last bytes arrived, or since `since` if that is later.
+    /// Bytes arrived from the CLI.
+    pub(crate) fn touch(&self) {
+        let ms = self.now_ms();
+        self.last_ms.store(ms, Ordering::Relaxed);
+        self.progress_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The CLI is silent for a reason of ours (it waits on a callback): not a stall.
+    pub(crate) fn excuse(&self) {
+        self.progress_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Whether the running turn's frames wait for room in the caller's stream. On the way out
+    /// of such a wait the stall clock restarts: the time the caller spent not reading was not
+    /// the CLI's silence.
+    pub(crate) fn set_waiting_on_caller(&self, waiting: bool) {
+        if self.waiting_on_caller.swap(waiting, Ordering::Relaxed) != waiting {
+            self.excuse();
+        }
+    }
+
+    /// How long the CLI has been silent on its own account, counted from `since` at the
+    /// earliest: zero while the caller holds the turn up.
     pub(crate) fn idle_since(&self, since: Instant) -> std::time::Duration {
-        let last =
-            self.base + std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        if self.waiting_on_caller.load(Ordering::Relaxed) {
+            return std::time::Duration::ZERO;
+        }
+        self.since_ms(&self.progress_ms, since)
+    }
+
+    fn since_ms(&self, clock: &AtomicU64, since: Instant) -> std::time::Duration {
+        let last = self.base + std::time::Duration::from_millis(clock.load(Ordering::Relaxed));
         Instant::now().saturating_duration_since(last.max(since))
     }
 
     /// Time since the last bytes arrived, if any did.
     pub(crate) fn last_frame_age(&self) -> Option<std::time::Duration> {
         let ms = self.last_ms.load(Ordering::Relaxed);
-        (ms > 0).then(|| self.idle_since(self.base))
+        (ms > 0).then(|| self.since_ms(&self.last_ms, self.base))
     }
 }
 
@@ -133,6 +174,15 @@ pub(crate) struct Reader {
     turn: Option<RoutedTurn>,
     draining: bool,
     session_id: Option<String>,
+    mirror: Option<crate::MirrorSink>,
+    /// A `result` held until the mirror sink answers the turn's barrier.
+    held: Option<HeldResult>,
+}
+
+struct HeldResult {
+    msg: Message,
+    end: TurnEnd,
+    ack: oneshot::Receiver<()>,
 }
 
 enum Parsed {
@@ -166,21 +216,40 @@ impl Reader {
             turn: None,
             draining: false,
             session_id: None,
+            mirror: None,
+            held: None,
         }
     }
 
+    /// Sends `transcript_mirror` frames (and each turn's barrier) to `mirror`.
+    pub(crate) fn with_mirror(mut self, mirror: Option<crate::MirrorSink>) -> Self {
+        self.mirror = mirror;
+        self
+    }
+
     fn backpressured(&self) -> bool {
-        !self.draining
-            && self
-                .turn
-                .as_ref()
-                .is_some_and(|t| t.backlog.len() >= BACKLOG_LIMIT)
+        // A held `result` stops reading: what follows must not overtake it.
+        self.held.is_some()
+            || !self.draining
+                && self
+                    .turn
+                    .as_ref()
+                    .is_some_and(|t| t.backlog.len() >= BACKLOG_LIMIT)
     }
 
     fn has_backlog(&self) -> bool {
         self.turn
             .as_ref()
             .is_some_and(|t| t.sink.is_some() && !t.backlog.is_empty())
+    }
+
+    /// Whether the turn waits on its caller rather than on the CLI: its frames wait for room in
+    /// the caller's stream, and either the reader has stopped reading for them (so the CLI is
+    /// held up by us) or the CLI has already ended the turn. A slow caller is not a stall.
+    fn held_up_by_caller(&self) -> bool {
+        self.turn.as_ref().is_some_and(|t| {
+            t.sink.is_some() && !t.backlog.is_empty() && (t.end.is_some() || self.backpressured())
+        })
     }
 
     pub(crate) async fn run(mut self) {
@@ -223,11 +292,14 @@ impl Reader {
                 t.flush();
             }
             self.finish_turn_if_delivered();
-            if self.lines.is_done() && !self.has_backlog() {
+            self.activity
+                .set_waiting_on_caller(self.held_up_by_caller());
+            if self.lines.is_done() && !self.has_backlog() && self.held.is_none() {
                 break;
             }
             let can_read = !self.backpressured() && !self.lines.is_done();
             let has_backlog = self.has_backlog();
+            let holding = self.held.is_some();
             tokio::select! {
                 biased;
                 cmd = self.commands.recv() => match cmd {
@@ -235,6 +307,8 @@ impl Reader {
                     // The actor is gone; nobody is left to route to.
                     None => return,
                 },
+                // The sink answered (or is gone): the `result` goes on to its turn.
+                _ = held_ack(&mut self.held), if holding => self.release_held(),
                 delivered = deliver(&mut self.turn), if has_backlog => {
                     if !delivered {
                         if let Some(t) = self.turn.as_mut() {
@@ -298,6 +372,13 @@ impl Reader {
 
     fn route(&mut self, msg: Message) {
         let msg = match msg {
+            Message::Unknown(v)
+                if v.get("type").and_then(serde_json::Value::as_str)
+                    == Some(claude_protocol::transcript::TRANSCRIPT_MIRROR_TYPE) =>
+            {
+                self.mirror_frame(&v);
+                return;
+            }
             Message::ControlResponse(resp) => {
                 self.answer_control(resp);
                 return;
@@ -319,10 +400,19 @@ impl Reader {
                     is_error: result.is_error,
                     cumulative_usd: result.total_cost_usd,
                     usage: result.usage.as_ref().map(turn_cost_of).unwrap_or_default(),
+                    conversation_not_found: conversation_not_found(result),
                 };
                 self.note_session_id(&id);
                 match self.turn.as_mut() {
-                    Some(t) => t.end = Some(end),
+                    Some(t) => match &self.mirror {
+                        Some(sink) => {
+                            let (ack, rx) = oneshot::channel();
+                            let _ = sink.send(crate::MirrorEvent::TurnEnd { turn: t.id, ack });
+                            self.held = Some(HeldResult { msg, end, ack: rx });
+                            return;
+                        }
+                        None => t.end = Some(end),
+                    },
                     None => {
                         self.emit(SessionEventKind::Unrouted {
                             frame_type: "result".into(),
@@ -343,6 +433,7 @@ impl Reader {
                         .get("total_cost_usd")
                         .and_then(serde_json::Value::as_f64),
                     usage: TurnCost::default(),
+                    conversation_not_found: None,
                 };
                 tracing::warn!(session = %self.session, reason = %bad.reason, "a `result` did not have the expected shape");
                 match self.turn.as_mut() {
@@ -364,6 +455,10 @@ impl Reader {
             }
             _ => {}
         }
+        self.push_to_turn(msg);
+    }
+
+    fn push_to_turn(&mut self, msg: Message) {
         match self.turn.as_mut() {
             Some(t) => {
                 if t.sink.is_some() {
@@ -377,6 +472,33 @@ impl Reader {
                 frame_type: frame_type(&msg),
             }),
         }
+    }
+
+    fn mirror_frame(&mut self, raw: &serde_json::Value) {
+        let Some(sink) = &self.mirror else { return };
+        match claude_protocol::transcript::TranscriptMirror::from_value(raw) {
+            Some(frame) => {
+                let _ = sink.send(crate::MirrorEvent::Entries(frame));
+            }
+            None => {
+                tracing::warn!(session = %self.session, "a `transcript_mirror` frame without `filePath` or `entries`");
+                self.emit(SessionEventKind::FrameSkipped {
+                    reason: SkipReason::Malformed,
+                    len: 0,
+                    detail: Some(
+                        "a `transcript_mirror` frame without `filePath` or `entries`".into(),
+                    ),
+                });
+            }
+        }
+    }
+
+    fn release_held(&mut self) {
+        let Some(held) = self.held.take() else { return };
+        if let Some(t) = self.turn.as_mut() {
+            t.end = Some(held.end);
+        }
+        self.push_to_turn(held.msg);
     }
 
     /// A turn is over once its `result` has reached the caller (or nobody is listening): only
@@ -411,6 +533,16 @@ fn frame_type(msg: &Message) -> String {
     }
 }
 
+/// The held `result`'s barrier answer (an error when the sink dropped it: released all the same).
+async fn held_ack(held: &mut Option<HeldResult>) {
+    match held.as_mut() {
+        Some(h) => {
+            let _ = (&mut h.ack).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Waits for room in the turn's channel and moves one frame over. False if the caller is gone.
 async fn deliver(turn: &mut Option<RoutedTurn>) -> bool {
     let Some(t) = turn.as_mut() else { return true };
@@ -436,4 +568,15 @@ pub(crate) fn turn_cost_of(usage: &claude_protocol::Usage) -> TurnCost {
         cache_read_input_tokens: usage.cache_read_input_tokens.unwrap_or(0),
         cache_creation_input_tokens: usage.cache_creation_input_tokens.unwrap_or(0),
     }
+}
+
+/// The id in a `result`'s "No conversation found with session ID: <id>" error: the CLI was asked
+/// to `--resume` a conversation it does not have (2.1.329 answers the first turn so, then exits 1).
+fn conversation_not_found(result: &claude_protocol::ResultMessage) -> Option<String> {
+    const PREFIX: &str = "No conversation found with session ID:";
+    result.errors().iter().find_map(|e| {
+        e.strip_prefix(PREFIX)
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty())
+    })
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures::FutureExt;
@@ -10,7 +11,7 @@ use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use super::CallbackError;
+use super::{CallbackError, panic_message};
 
 /// The MCP protocol version answered when the CLI does not name one.
 const DEFAULT_PROTOCOL_VERSION: &str = "2024-11-05";
@@ -120,7 +121,8 @@ impl SdkTool {
     /// [`schemars::JsonSchema`]) and the typed input the handler receives. Input that does not
     /// match `I` never reaches the handler: the model gets an error result naming the problem.
     ///
-    /// A handler's `Err` becomes an error result too; a panic becomes an error answer to the CLI.
+    /// A handler's `Err` becomes an error result too, and so does a panic (naming the tool and
+    /// the panic's message); the server and the session go on.
     ///
     /// # Examples
     ///
@@ -293,11 +295,20 @@ impl SdkMcpServer {
                     );
                     return async move { answer }.boxed();
                 };
-                let work = (tool.handler)(session, arguments);
+                let handler = tool.handler.clone();
+                let tool_name = tool.name.clone();
                 async move {
-                    let result = match work.await {
-                        Ok(result) => result,
-                        Err(e) => ToolResult::error(e.to_string()),
+                    // A panicking tool (while called or while it runs) is an error result of
+                    // that call, which the model sees like any failed tool; the server and the
+                    // session go on.
+                    let work = AssertUnwindSafe(async move { handler(session, arguments).await });
+                    let result = match work.catch_unwind().await {
+                        Ok(Ok(result)) => result,
+                        Ok(Err(e)) => ToolResult::error(e.to_string()),
+                        Err(panic) => ToolResult::error(format!(
+                            "the tool `{tool_name}` panicked: {}",
+                            panic_message(&*panic)
+                        )),
                     };
                     reply(result.to_value())
                 }

@@ -7,8 +7,9 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use claude_protocol::CommandSpec;
 use futures::future::BoxFuture;
 
-use super::local::spawn_grouped;
-use super::{LaunchError, LaunchedProcess, Launcher};
+use super::local::{spawn_with_user, write_spill_files};
+use super::{LaunchContext, LaunchError, LaunchedProcess, Launcher};
+use crate::containment::ContainmentScope;
 
 /// Runs the CLI as `PREFIX… env [-u NAME]… [-C DIR] NAME=VALUE… PROGRAM ARGS…`.
 ///
@@ -17,16 +18,21 @@ use super::{LaunchError, LaunchedProcess, Launcher};
 /// working directory and the environment of the [`CommandSpec`] are carried explicitly by
 /// `env` (GNU coreutils ≥ 8.28 on the side where the CLI runs, for `-C`): the wrapper itself runs
 /// with this process's environment (so `ssh` finds its keys and `docker` its socket), and the
-/// CLI gets that environment (or, with [`clear_env`](Self::clear_env), nothing) minus the
-/// spec's removals plus the spec's variables.
+/// CLI gets that environment (or, with [`clear_env`](Self::clear_env) or a spec that clears
+/// its environment — the session's default [`EnvPolicy::Clean`](crate::EnvPolicy::Clean) —
+/// nothing) minus the spec's removals plus the spec's variables. Over `ssh`/`docker exec`/
+/// `kubectl exec` the CLI's inherited environment is the *target's*, which holds nothing of this
+/// host's: choose [`EnvPolicy::Inherit`](crate::EnvPolicy::Inherit) there to keep the target's
+/// `PATH` and `HOME`, since a clean policy carries this host's.
 ///
-/// Process hygiene: the wrapper is started like the local CLI — in a process group of its own,
-/// set to die with its host — and is that group's leader, so the session's shutdown signals
-/// reach everything the wrapper runs *on this machine*. For local wrappers that exec or fork
-/// (`setpriv`, `nice`, `env`, `unshare --fork --kill-child`) that is the CLI and its tools. For
-/// remote ones (`ssh`, `docker exec`, `kubectl exec`) the signals reach the local client only;
-/// the remote CLI ends when its stdin closes (the shutdown recipe closes it first) or when the
-/// client's session ends. See `docs/deployment-patterns.md`.
+/// Process hygiene: the wrapper is started like the local CLI — in the session's containment
+/// (a PID namespace, a cgroup, a subreaper…), leading its own process group — so the session's
+/// shutdown signals and its containment reach everything the wrapper runs *on this machine*:
+/// for local wrappers (`setpriv`, `nice`, `env`, `unshare`) that is the CLI and its tools, even
+/// detached ones. For remote ones (`ssh`, `docker exec`, `kubectl exec`) it is the local client
+/// only (the health report says so: scope `local_client`); the remote CLI ends when its stdin
+/// closes (the shutdown recipe closes it first) or when the client's session ends. See
+/// `docs/deployment-patterns.md`.
 ///
 /// Spill files (payloads kept out of argv) are written on this machine: a remote prefix needs them
 /// on a shared path, or a spill threshold high enough that nothing spills; otherwise the launch
@@ -172,7 +178,7 @@ impl CommandPrefixLauncher {
             )));
         }
         let mut wrapped: Vec<OsString> = vec![self.env_program.clone()];
-        if self.clear_env {
+        if self.clear_env || spec.env_clear {
             wrapped.push("-i".into());
         }
         for name in &spec.env_remove {
@@ -234,26 +240,177 @@ fn shell_quote(word: &OsStr) -> OsString {
     OsString::from_vec(out)
 }
 
+impl CommandPrefixLauncher {
+    /// Runs `words` through the prefix (quoted for a remote shell when the prefix needs it),
+    /// with `stdin` piped in; returns its exit status.
+    async fn through_prefix(
+        &self,
+        words: &[OsString],
+        stdin: Option<&[u8]>,
+    ) -> Result<std::process::ExitStatus, String> {
+        use tokio::io::AsyncWriteExt;
+        let Some(program) = self.prefix.first() else {
+            return Err("the command prefix is empty".to_owned());
+        };
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(&self.prefix[1..]);
+        for w in words {
+            if self.quote_for_remote_shell {
+                cmd.arg(shell_quote(w));
+            } else {
+                cmd.arg(w);
+            }
+        }
+        cmd.stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("could not start `{}`: {e}", program.to_string_lossy()))?;
+        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(bytes)
+                .await
+                .map_err(|e| format!("writing to the prefix's stdin: {e}"))?;
+            // Closing stdin ends `cat`.
+            drop(pipe);
+        }
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| format!("waiting for the prefix: {e}"))?;
+        if !out.status.success() && out.status.code() != Some(1) {
+            return Err(format!(
+                "the prefix ended with {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(out.status)
+    }
+}
+
 impl Launcher for CommandPrefixLauncher {
     fn launch<'a>(
         &'a self,
         spec: &'a CommandSpec,
     ) -> BoxFuture<'a, Result<LaunchedProcess, LaunchError>> {
+        Box::pin(async move { self.launch_with(spec, &LaunchContext::for_spec(spec)).await })
+    }
+
+    fn launch_with<'a>(
+        &'a self,
+        spec: &'a CommandSpec,
+        ctx: &'a LaunchContext,
+    ) -> BoxFuture<'a, Result<LaunchedProcess, LaunchError>> {
         Box::pin(async move {
             let argv = self.argv(spec)?;
-            spec.write_spill_files()
-                .map_err(|source| LaunchError::SpillFile {
-                    path: spec
-                        .spill_files
-                        .first()
-                        .map(|f| f.path.display().to_string())
-                        .unwrap_or_default(),
-                    source,
-                })?;
-            let mut cmd = tokio::process::Command::new(&argv[0]);
-            cmd.args(&argv[1..]);
-            spawn_grouped(cmd, &argv[0].to_string_lossy())
+            self.preflight(spec)?;
+            write_spill_files(spec)?;
+            let make = || {
+                let mut cmd = tokio::process::Command::new(&argv[0]);
+                cmd.args(&argv[1..]);
+                cmd
+            };
+            let scope = if self.remote {
+                ContainmentScope::LocalClient
+            } else {
+                ContainmentScope::Cli
+            };
+            spawn_with_user(&make, &argv[0].to_string_lossy(), None, ctx, scope)
         })
+    }
+
+    /// A local prefix looks on this machine; a remote one runs `test -f PATH` through the prefix.
+    fn file_exists<'a>(
+        &'a self,
+        path: &'a std::path::Path,
+    ) -> BoxFuture<'a, Result<bool, LaunchError>> {
+        Box::pin(async move {
+            if !self.remote {
+                return Ok(path.is_file());
+            }
+            let out = self
+                .through_prefix(
+                    &["test".into(), "-f".into(), path.as_os_str().to_owned()],
+                    None,
+                )
+                .await
+                .map_err(|reason| LaunchError::Staging {
+                    action: "check",
+                    path: path.to_owned(),
+                    reason,
+                })?;
+            match out.code() {
+                Some(0) => Ok(true),
+                Some(1) => Ok(false),
+                _ => Err(LaunchError::Staging {
+                    action: "check",
+                    path: path.to_owned(),
+                    reason: format!("`test -f` through the prefix ended with {out}"),
+                }),
+            }
+        })
+    }
+
+    /// A local prefix writes on this machine; a remote one pipes the bytes through the prefix
+    /// into `sh -c 'umask 077 && mkdir -p DIR && cat > PATH'` on the CLI's side.
+    fn stage_file<'a>(
+        &'a self,
+        path: &'a std::path::Path,
+        bytes: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), LaunchError>> {
+        Box::pin(async move {
+            if !self.remote {
+                return super::stage_locally(path, bytes);
+            }
+            let failed = |reason: String| LaunchError::Staging {
+                action: "write",
+                path: path.to_owned(),
+                reason,
+            };
+            let dir = path
+                .parent()
+                .ok_or_else(|| failed("no parent folder".into()))?;
+            let words: Vec<OsString> = vec![
+                "sh".into(),
+                "-c".into(),
+                r#"umask 077 && mkdir -p "$1" && cat > "$2""#.into(),
+                "sh".into(),
+                dir.as_os_str().to_owned(),
+                path.as_os_str().to_owned(),
+            ];
+            let status = self
+                .through_prefix(&words, Some(bytes))
+                .await
+                .map_err(failed)?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(failed(format!(
+                    "the staging command through the prefix ended with {status}"
+                )))
+            }
+        })
+    }
+
+    /// Checks the wrapper program (on this machine's `PATH`) and, for a local prefix, the working
+    /// directory.
+    fn preflight(&self, spec: &CommandSpec) -> Result<(), LaunchError> {
+        let Some(program) = self.prefix.first() else {
+            return Err(LaunchError::Other("the command prefix is empty".to_owned()));
+        };
+        super::check_program(program, None, std::env::var_os("PATH").as_deref())?;
+        if !self.remote
+            && let Some(cwd) = &spec.cwd
+        {
+            super::check_cwd(cwd)?;
+        }
+        Ok(())
     }
 }
 

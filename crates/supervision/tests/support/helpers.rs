@@ -183,7 +183,7 @@ pub fn cell_of(children: &[ChildInfo], id: &str) -> ActorCell {
     children
         .iter()
         .find(|c| c.id.as_str() == id)
-        .and_then(|c| c.status.cell().cloned())
+        .and_then(|c| c.cell.clone())
         .unwrap_or_else(|| panic!("child {id} not running"))
 }
 
@@ -197,7 +197,7 @@ pub fn send(cell: &ActorCell, msg: WMsg) {
 
 pub fn status_name(s: &ChildStatus) -> &'static str {
     match s {
-        ChildStatus::Running(_) => "running",
+        ChildStatus::Running => "running",
         ChildStatus::Restarting => "restarting",
         ChildStatus::NotRunning => "not_running",
         _ => "other",

@@ -1,9 +1,18 @@
-//! `fake-claude`: a scripted fake of the Claude Code CLI (2.1.329, two-way `stream-json` mode).
+//! `fake-claude`: a scripted fake of the Claude Code CLI (2.1.329, or the shape of 2.1.332 when
+//! the scenario's `cli_version` says so; two-way `stream-json` mode, and `--version`).
 //!
 //! Spawn it like the real CLI; select behaviour with the environment (see
 //! `claude_testing::fake_claude`). Threads: the main thread reads stdin (recording it, answering
 //! control requests, routing answers to our requests, queueing user lines); a worker thread runs
 //! the turns one after the other; a signal thread turns SIGTERM into exit 143.
+//!
+//! Replay mode (`FAKE_CLAUDE_REPLAY=<file>`, see `fake-claude/replay.rs`) skips the scripted
+//! turns: every user line is answered with the file's pre-built turn in one write, for benchmarks
+//! whose reader must be the limit, not the emitter.
+//!
+//! With `--await-claim` (see `fake-claude/spare.rs`) it starts as a pre-warmed spare: it announces
+//! its session id, stays parked until a `claim_session` control request binds it to a
+//! directory, and then runs turns there.
 
 #[path = "fake-claude/args.rs"]
 mod args;
@@ -11,10 +20,14 @@ mod args;
 mod frames;
 #[path = "fake-claude/procs.rs"]
 mod procs;
+#[path = "fake-claude/replay.rs"]
+mod replay;
 #[path = "fake-claude/session.rs"]
 mod session;
 #[path = "fake-claude/shared.rs"]
 mod shared;
+#[path = "fake-claude/spare.rs"]
+mod spare;
 #[path = "fake-claude/turn.rs"]
 mod turn;
 
@@ -39,7 +52,7 @@ use crate::shared::{Ctl, HookMatcher, Out, Shared, TurnFlag, lock};
 
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
-    let args = Args::parse(argv);
+    let mut args = Args::parse(argv);
     let scenario = match Scenario::from_env() {
         Ok(s) => s,
         Err(e) => {
@@ -47,6 +60,11 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if args.version {
+        // Like the real CLI: one line, exit 0; no start is counted, nothing is recorded.
+        println!("{} (Claude Code)", scenario.version());
+        std::process::exit(0);
+    }
     let start = match std::env::var_os(ENV_STATE_DIR).filter(|d| !d.is_empty()) {
         Some(dir) => claim_start_number(Path::new(&dir)).unwrap_or_else(|e| {
             eprintln!(
@@ -77,7 +95,11 @@ fn main() {
         .permission_mode
         .clone()
         .unwrap_or_else(|| "default".to_owned());
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let mut cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    if args.await_claim && args.session_id.is_none() {
+        // A spare knows its session id from the start (the claim answers it).
+        args.session_id = Some(frames::new_uuid());
+    }
 
     let start_faults: Vec<Fault> = scenario.start_faults(start).into_iter().cloned().collect();
     let sh = Arc::new(Shared {
@@ -97,6 +119,40 @@ fn main() {
         ignore_sigterm: AtomicBool::new(false),
     });
     install_sigterm(&sh);
+
+    if let Some(path) = std::env::var_os(replay::ENV_REPLAY).filter(|p| !p.is_empty()) {
+        // Read before stdin: the first user line is answered from memory.
+        match replay::load(Path::new(&path)) {
+            Ok(turn) => {
+                replay::widen_stdout_pipe();
+                replay::run(&sh, &turn)
+            }
+            Err(e) => sh.fatal(2, &e),
+        }
+    }
+
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut buf = Vec::new();
+    if sh.args.await_claim {
+        spare::check_flags(&sh);
+        let id = sh.args.session_id.clone().unwrap_or_default();
+        lock(&sh.ctl).session_id = id.clone();
+        spare::announce(&sh, &id);
+        let parked_at = std::time::Instant::now();
+        loop {
+            let Some(v) = next_input(&sh, &mut input, &mut buf, &mut recorder) else {
+                sh.exit(0)
+            };
+            if let spare::Parked::Claimed(dir) = spare::on_line(&sh, &v, &id, parked_at, control) {
+                // The claimed directory is the session's: its tools run there, its file is
+                // written under its project folder.
+                let _ = std::env::set_current_dir(&dir);
+                cwd = dir;
+                break;
+            }
+        }
+    }
 
     let mut refuse_resume = false;
     for f in &start_faults {
@@ -129,38 +185,8 @@ fn main() {
     );
     let worker = std::thread::spawn(move || worker.run(rx));
 
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
-    let mut buf = Vec::new();
     let mut users = 0u32;
-    loop {
-        buf.clear();
-        match input.read_until(b'\n', &mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => sh.fatal(1, &format!("Error reading stdin: {e}")),
-        }
-        if let Some(r) = recorder.as_mut() {
-            let _ = r.write_all(&buf);
-            if !buf.ends_with(b"\n") {
-                let _ = r.write_all(b"\n");
-            }
-            let _ = r.flush();
-        }
-        let Ok(line) = std::str::from_utf8(&buf) else {
-            sh.fatal(1, "Error parsing streaming input line: invalid UTF-8")
-        };
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let v: Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(e) => sh.fatal(
-                1,
-                &format!("Error parsing streaming input line: {line}: {e}"),
-            ),
-        };
+    while let Some(v) = next_input(&sh, &mut input, &mut buf, &mut recorder) {
         match v["type"].as_str() {
             Some("user") => {
                 if !v["message"].is_object() {
@@ -214,6 +240,45 @@ fn main() {
         }
     }
     sh.exit(i32::from(last_is_error));
+}
+
+/// The next JSON line of stdin (blank lines skipped; each line recorded when recording); `None`
+/// at end of input. A line that is not JSON is fatal, as in the real CLI.
+fn next_input(
+    sh: &Shared,
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    recorder: &mut Option<File>,
+) -> Option<Value> {
+    loop {
+        buf.clear();
+        match input.read_until(b'\n', buf) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) => sh.fatal(1, &format!("Error reading stdin: {e}")),
+        }
+        if let Some(r) = recorder.as_mut() {
+            let _ = r.write_all(buf);
+            if !buf.ends_with(b"\n") {
+                let _ = r.write_all(b"\n");
+            }
+            let _ = r.flush();
+        }
+        let Ok(line) = std::str::from_utf8(buf) else {
+            sh.fatal(1, "Error parsing streaming input line: invalid UTF-8")
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        return match serde_json::from_str(line) {
+            Ok(v) => Some(v),
+            Err(e) => sh.fatal(
+                1,
+                &format!("Error parsing streaming input line: {line}: {e}"),
+            ),
+        };
+    }
 }
 
 /// Create `<dir>/<n>/` (first free n), write argv, env and pid; return the stdin recording file.
@@ -303,7 +368,7 @@ pub(crate) fn spawn_grandchild(sh: &Shared, fake_ignores_sigterm: bool) {
     }
 }
 
-fn respond(sh: &Shared, request_id: &Value, response: Value) {
+pub(crate) fn respond(sh: &Shared, request_id: &Value, response: Value) {
     sh.out.send(&json!({
         "type": "control_response",
         "response": {"subtype": "success", "request_id": request_id, "response": response},
@@ -350,7 +415,11 @@ fn control(sh: &Shared, v: &Value) {
                 c.hooks = hooks;
                 (c.model.clone(), c.permission_mode.clone())
             };
-            respond(sh, id, frames::initialize_response(&model, &mode));
+            respond(
+                sh,
+                id,
+                frames::initialize_response(sh.scenario.version(), &model, &mode),
+            );
         }
         "interrupt" => {
             respond(sh, id, json!({"still_queued": []}));
@@ -377,6 +446,7 @@ fn control(sh: &Shared, v: &Value) {
             }));
         }
         "mcp_status" => respond(sh, id, json!({"mcpServers": []})),
+        "claim_session" => spare::refuse(sh, id, spare::NOT_A_SPARE),
         "get_context_usage" => respond(sh, id, frames::context_usage(0)),
         other => sh.out.send(&json!({
             "type": "control_response",

@@ -17,6 +17,12 @@ use crate::procs;
 /// How much stderr [`CliProcess::stderr_tail`] keeps.
 const STDERR_KEEP: usize = 64 * 1024;
 
+/// The variable every [`CliProcess`] (and so everything it starts, unless a tool clears its
+/// environment) carries, with a value unique to that process: how its detached descendants —
+/// `(sleep &)`, `setsid`, `nohup`, daemons, which leave its process group — are found and
+/// removed.
+pub const MARKER_VAR: &str = "CLAUDE_TESTING_CLI";
+
 /// How a [`CliProcess::shutdown`] ended the CLI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -37,13 +43,16 @@ pub struct Shutdown {
     pub status: ExitStatus,
     /// Which step of the recipe ended it.
     pub stage: ShutdownStage,
-    /// Processes of its group still alive after it exited, which were then killed.
+    /// Processes still alive after it exited — of its group, or detached but carrying its
+    /// [`marker`](CliProcess::marker) — which were then killed.
     pub leftovers: Vec<procs::ProcInfo>,
 }
 
-/// A real CLI speaking stream-json on piped stdio, in its own process group.
+/// A real CLI speaking stream-json on piped stdio, in its own process group, tagged with a
+/// [`MARKER_VAR`] of its own.
 ///
-/// Dropping it without [`CliProcess::shutdown`] kills the whole group with SIGKILL.
+/// Dropping it without [`CliProcess::shutdown`] kills the whole group with SIGKILL, and every
+/// detached process that carries its marker.
 #[derive(Debug)]
 pub struct CliProcess {
     child: Child,
@@ -54,10 +63,11 @@ pub struct CliProcess {
     seen: Vec<Value>,
     next_id: u64,
     done: bool,
+    marker: String,
 }
 
 impl CliProcess {
-    pub(crate) fn new(mut child: Child) -> Result<CliProcess, RealCliError> {
+    pub(crate) fn new(mut child: Child, marker: String) -> Result<CliProcess, RealCliError> {
         let pid = child
             .id()
             .ok_or_else(|| RealCliError::UnsafeEnv("the CLI exited before it started".into()))?
@@ -101,7 +111,33 @@ impl CliProcess {
             seen: Vec::new(),
             next_id: 0,
             done: false,
+            marker,
         })
+    }
+
+    /// What marks everything this CLI started (its [`MARKER_VAR`] value).
+    pub fn marker(&self) -> procs::Marker {
+        procs::Marker::env(MARKER_VAR, self.marker.clone())
+    }
+
+    /// SIGKILLs every live process carrying this CLI's marker (detached ones included) and
+    /// returns them. Each is signalled through a pidfd opened *before* its environment is read
+    /// again, so a pid reused meanwhile by an unrelated process is never hit.
+    fn kill_marked(&self) -> Vec<procs::ProcInfo> {
+        let marker = self.marker();
+        let mut killed = Vec::new();
+        for p in procs::marked(&marker) {
+            if p.is_zombie() {
+                continue;
+            }
+            let Some(fd) = pidfd::open(p.pid) else {
+                continue;
+            };
+            if marker.matches(p.pid) && pidfd::kill(&fd) {
+                killed.push(p);
+            }
+        }
+        killed
     }
 
     /// The CLI's pid.
@@ -369,11 +405,17 @@ impl CliProcess {
             }
         };
         self.done = true;
-        let leftovers = procs::in_group(self.pid);
+        let mut leftovers = procs::in_group(self.pid);
         if !leftovers.is_empty() {
             self.signal_group(Signal::SIGKILL);
             let _ = procs::wait_group_empty_async(self.pid, Duration::from_secs(5)).await;
         }
+        for stray in self.kill_marked() {
+            if !leftovers.iter().any(|p| p.pid == stray.pid) {
+                leftovers.push(stray);
+            }
+        }
+        let _ = procs::wait_none_marked(&self.marker(), Duration::from_secs(5)).await;
         Ok(Shutdown {
             status,
             stage,
@@ -394,6 +436,8 @@ impl CliProcess {
             .map_err(|e| RealCliError::io("reaping the CLI", e))?;
         self.done = true;
         let _ = procs::wait_group_empty_async(self.pid, Duration::from_secs(5)).await;
+        self.kill_marked();
+        let _ = procs::wait_none_marked(&self.marker(), Duration::from_secs(5)).await;
         Ok(status)
     }
 }
@@ -406,6 +450,40 @@ impl Drop for CliProcess {
             let _ = self.child.start_kill();
             let _ = self.child.try_wait();
         }
+        self.kill_marked();
+    }
+}
+
+/// pidfds (Linux ≥ 5.3): a handle on one process that a reused pid cannot alias.
+mod pidfd {
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    use nix::libc;
+
+    pub(super) fn open(pid: i32) -> Option<OwnedFd> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        #[allow(unsafe_code)]
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        // SAFETY: a fresh descriptor owned by nobody else.
+        #[allow(unsafe_code)]
+        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    }
+
+    /// SIGKILL to exactly that process; false if it had exited.
+    pub(super) fn kill(fd: &OwnedFd) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: pidfd_send_signal with a null siginfo reads no memory of ours.
+        #[allow(unsafe_code)]
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        r == 0
     }
 }
 

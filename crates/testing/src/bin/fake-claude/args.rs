@@ -44,6 +44,15 @@ pub(crate) struct Args {
     pub(crate) model: Option<String>,
     pub(crate) max_turns: Option<u32>,
     pub(crate) no_persistence: bool,
+    /// `--session-mirror`: print `transcript_mirror` frames of what is appended to the file.
+    pub(crate) session_mirror: bool,
+    /// `--version` / `-v`: print the version and exit.
+    pub(crate) version: bool,
+    /// `--await-claim`: start as a pre-warmed spare, parked until a `claim_session` request.
+    pub(crate) await_claim: bool,
+    /// `--allow-dangerously-skip-permissions` (or `--dangerously-skip-permissions`): a claim
+    /// may ask for `bypassPermissions`.
+    pub(crate) may_bypass: bool,
 }
 
 impl Args {
@@ -78,7 +87,12 @@ impl Args {
                 "--continue" | "-c" => a.continue_session = true,
                 "--include-partial-messages" => a.include_partial = true,
                 "--no-session-persistence" => a.no_persistence = true,
+                "--session-mirror" => a.session_mirror = true,
+                "--version" | "-v" => a.version = true,
+                "--await-claim" => a.await_claim = true,
+                "--allow-dangerously-skip-permissions" => a.may_bypass = true,
                 "--dangerously-skip-permissions" => {
+                    a.may_bypass = true;
                     a.permission_mode = Some("bypassPermissions".to_owned())
                 }
                 _ => {}

@@ -1,9 +1,28 @@
-//! Frames in the shape of Claude Code 2.1.329's output.
+//! Frames in the shape of Claude Code 2.1.329's output, or 2.1.332's when the scenario
+//! impersonates that version or a newer one.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use claude_testing::fake_claude::FAKE_VERSION;
+use claude_protocol::CliVersion;
+use claude_testing::fake_claude::FIELDS_OF_2_1_332;
 use serde_json::{Map, Value, json};
+
+/// Whether frames of `version` carry the fields 2.1.332 added.
+pub(crate) fn has_2_1_332_fields(version: CliVersion) -> bool {
+    version >= FIELDS_OF_2_1_332
+}
+
+/// The `capabilities` of `system/init` (`in_init`) or of the `initialize` answer.
+fn capabilities(version: CliVersion, in_init: bool) -> Value {
+    let mut caps = vec!["interrupt_receipt_v1"];
+    if has_2_1_332_fields(version) {
+        caps.push("mcp_call_soft_error_result_v1");
+        if in_init {
+            caps.push("withdrawn_tools_v1");
+        }
+    }
+    json!(caps)
+}
 
 pub(crate) fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -64,12 +83,13 @@ const SLASH_COMMANDS: &[&str] = &[
 ];
 
 pub(crate) fn system_init(
+    version: CliVersion,
     session_id: &str,
     cwd: &str,
     model: &str,
     permission_mode: &str,
 ) -> Value {
-    json!({
+    let mut init = json!({
         "type": "system",
         "subtype": "init",
         "cwd": cwd,
@@ -80,18 +100,22 @@ pub(crate) fn system_init(
         "permissionMode": permission_mode,
         "slash_commands": SLASH_COMMANDS,
         "apiKeySource": "ANTHROPIC_API_KEY",
-        "claude_code_version": FAKE_VERSION,
+        "claude_code_version": version,
         "fake": true,
         "output_style": "default",
         "agents": ["general-purpose", "Explore", "Plan"],
         "skills": [],
         "plugins": [],
-        "capabilities": ["interrupt_receipt_v1"],
+        "capabilities": capabilities(version, true),
         "analytics_disabled": true,
         "uuid": new_uuid(),
         "original_cwd": cwd,
         "additional_directories": [],
-    })
+    });
+    if has_2_1_332_fields(version) {
+        init["sandbox_enabled"] = json!(false);
+    }
+    init
 }
 
 /// The API message body of an assistant line holding one content block.
@@ -182,8 +206,12 @@ pub(crate) fn model_usage_entry(model: &str, input: u64, output: u64, cost: f64)
 }
 
 /// The success payload of the `initialize` answer.
-pub(crate) fn initialize_response(model: &str, permission_mode: &str) -> Value {
-    json!({
+pub(crate) fn initialize_response(
+    version: CliVersion,
+    model: &str,
+    permission_mode: &str,
+) -> Value {
+    let mut answer = json!({
         "commands": SLASH_COMMANDS.iter().map(|c| json!({"name": c, "description": format!("/{c}"), "argumentHint": "", "builtin": true})).collect::<Vec<_>>(),
         "agents": [
             {"name": "general-purpose", "description": "General-purpose agent."},
@@ -199,13 +227,17 @@ pub(crate) fn initialize_response(model: &str, permission_mode: &str) -> Value {
         ],
         "account": {"tokenSource": "none", "apiKeySource": "ANTHROPIC_API_KEY", "apiProvider": "firstParty"},
         "pid": std::process::id(),
-        "claude_code_version": FAKE_VERSION,
+        "claude_code_version": version,
         "fake": true,
         "current_permission_mode": permission_mode,
         "analytics_disabled": true,
         "session_state": "idle",
-        "capabilities": ["interrupt_receipt_v1"],
-    })
+        "capabilities": capabilities(version, false),
+    });
+    if has_2_1_332_fields(version) {
+        answer["sandbox_enabled"] = json!(false);
+    }
+    answer
 }
 
 pub(crate) fn context_usage(history_messages: usize) -> Value {

@@ -23,6 +23,8 @@ pub(crate) struct Session {
     /// Entries not yet in this session's file (after a fork or a rotation).
     unwritten: usize,
     last_uuid: Option<String>,
+    /// `--session-mirror`: what was appended to the file, not yet printed as frames.
+    mirror: Option<Vec<(PathBuf, Vec<Value>)>>,
 }
 
 /// How the process starts its session.
@@ -67,6 +69,7 @@ impl Session {
             lines: Vec::new(),
             unwritten: 0,
             last_uuid: None,
+            mirror: None,
         }
     }
 
@@ -89,6 +92,7 @@ impl Session {
             lines: Vec::new(),
             unwritten: 0,
             last_uuid: None,
+            mirror: args.session_mirror.then(Vec::new),
         };
         let existing = if let Some(id) = resume {
             let loaded = project_dir
@@ -185,15 +189,33 @@ impl Session {
         let start = self.lines.len() - self.unwritten.min(self.lines.len());
         let id = self.id.clone();
         let mut buf = Vec::new();
+        let mut written = Vec::new();
         for line in &self.lines[start..] {
             let mut line = line.clone();
             line["sessionId"] = json!(id);
             let _ = serde_json::to_writer(&mut buf, &line);
             buf.push(b'\n');
+            written.push(line);
+        }
+        if let Some(mirror) = self.mirror.as_mut() {
+            mirror.push((path.clone(), written));
         }
         let _ = f.write_all(&buf);
         let _ = f.flush();
         self.unwritten = 0;
+    }
+
+    /// The `transcript_mirror` frames of what was appended since the last call, in order.
+    pub(crate) fn take_mirror_frames(&mut self) -> Vec<Value> {
+        self.mirror
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(path, entries)| {
+                json!({"type": "transcript_mirror", "filePath": path.to_string_lossy(), "entries": entries})
+            })
+            .collect()
     }
 
     pub(crate) fn record_user(&mut self, prompt: &str) {

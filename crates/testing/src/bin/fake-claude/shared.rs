@@ -78,6 +78,17 @@ impl Out {
         let _ = w.flush();
     }
 
+    /// Write pre-built lines in one `write_all` and flush (replay mode). A buffer larger than the
+    /// writer's capacity goes straight to the pipe, without a copy.
+    pub(crate) fn raw_bytes(&self, bytes: &[u8]) {
+        if self.is_hung() {
+            return;
+        }
+        let mut w = lock(&self.w);
+        let _ = w.write_all(bytes);
+        let _ = w.flush();
+    }
+
     pub(crate) fn flush(&self) {
         let _ = lock(&self.w).flush();
     }

@@ -52,6 +52,9 @@ pub(crate) struct Worker {
     pub(crate) last_is_error: bool,
     /// Frames written in the running turn, and the crash fault armed for it.
     frames: usize,
+    /// Ids of the API messages whose `message_start` was streamed in the running turn
+    /// (`begun_message_ids` of its result, in the shape of 2.1.332).
+    begun: Vec<String>,
     crash: Option<(usize, i32, String)>,
 }
 
@@ -75,6 +78,7 @@ impl Worker {
             models: BTreeMap::new(),
             last_is_error: false,
             frames: 0,
+            begun: Vec::new(),
             crash: None,
         }
     }
@@ -97,8 +101,21 @@ impl Worker {
         lock(&self.sh.ctl).model.clone()
     }
 
+    /// Prints what the session file got as `transcript_mirror` frames (`--session-mirror`), as
+    /// the real CLI does: right after the append, before the turn's later frames.
+    fn mirror(&mut self) {
+        for frame in self.session.take_mirror_frames() {
+            self.sh.out.send(&frame);
+        }
+    }
+
     /// Write a frame of the running turn (and crash here if the crash fault says so).
     fn emit(&mut self, v: &Value) {
+        if v["type"] == "stream_event" && v["event"]["type"] == "message_start" {
+            if let Some(id) = v["api_message_id"].as_str() {
+                self.begun.push(id.to_owned());
+            }
+        }
         self.sh.out.send(v);
         self.frames += 1;
         self.check_crash();
@@ -141,6 +158,7 @@ impl Worker {
         }
         self.turn_no += 1;
         self.frames = 0;
+        self.begun.clear();
         self.crash = None;
         let started = Instant::now();
         let sh = Arc::clone(&self.sh);
@@ -206,7 +224,8 @@ impl Worker {
             let c = lock(&sh.ctl);
             (c.model.clone(), c.permission_mode.clone())
         };
-        let init = frames::system_init(&self.sid(), &self.cwd, &model, &mode);
+        let init =
+            frames::system_init(sh.scenario.version(), &self.sid(), &self.cwd, &model, &mode);
         self.emit(&init);
 
         for f in &faults {
@@ -229,6 +248,7 @@ impl Worker {
 
         let history = self.session.prompts();
         self.session.record_user(&prompt);
+        self.mirror();
         let cost = script
             .cost_usd
             .or(sh.scenario.cost_per_turn)
@@ -305,6 +325,9 @@ impl Worker {
             },
         });
         self.result_index += 1;
+        if frames::has_2_1_332_fields(sh.scenario.version()) && !self.begun.is_empty() {
+            result["begun_message_ids"] = json!(self.begun);
+        }
         let is_error = match outcome {
             Ok(end) if end.max_turns => {
                 result["subtype"] = json!("error_max_turns");
@@ -427,6 +450,7 @@ impl Worker {
         );
         self.emit(&frames::assistant(&sid, message.clone()));
         self.session.record_assistant(message);
+        self.mirror();
         if partial {
             self.emit(&frames::stream_event(
                 &sid,
@@ -593,6 +617,7 @@ impl Worker {
         );
         self.emit(&frames::assistant(&sid, tool_msg.clone()));
         self.session.record_assistant(tool_msg);
+        self.mirror();
 
         let mut denial: Option<String> = None;
         let pre = self.hooks(
@@ -655,7 +680,13 @@ impl Worker {
             reason
         } else {
             let cmd = input["command"].as_str().unwrap_or(command).to_owned();
-            let Some((stdout, stderr, ok)) = self.run_tool(&cmd) else {
+            // `mcp__<server>__<tool>`: an in-process (SDK) MCP tool of the runtime, called
+            // through `mcp_message`; anything else runs `command` like Bash.
+            let ran = match name.strip_prefix("mcp__").and_then(|r| r.split_once("__")) {
+                Some((server, tool)) => self.call_sdk_tool(server, tool, &input),
+                None => self.run_tool(&cmd),
+            };
+            let Some((stdout, stderr, ok)) = ran else {
                 return Err(self.abort_tools(&tool_use_id));
             };
             let tool_response = json!({"stdout": stdout, "stderr": stderr, "interrupted": false, "isImage": false, "noOutputExpected": false});
@@ -701,6 +732,44 @@ impl Worker {
             denials,
             max_turns: false,
         })
+    }
+
+    /// Call `tool` of the runtime's in-process MCP server `server` (`tools/call` in an
+    /// `mcp_message`, the tool_use input as its arguments), like the CLI does. Returns the text
+    /// of the result (as stdout, or as stderr when it is an error); `None` when interrupted.
+    fn call_sdk_tool(
+        &mut self,
+        server: &str,
+        tool: &str,
+        arguments: &Value,
+    ) -> Option<(String, String, bool)> {
+        let message = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments}});
+        let req = json!({"subtype": "mcp_message", "server_name": server, "message": message});
+        match self.request(req, None) {
+            Reply::Success(r) => {
+                let rpc = &r["mcp_response"];
+                if let Some(error) = rpc.get("error") {
+                    let text = error["message"].as_str().unwrap_or("MCP error").to_owned();
+                    return Some((String::new(), text, false));
+                }
+                let text: Vec<&str> = rpc["result"]["content"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["text"].as_str())
+                    .collect();
+                let text = text.join("\n");
+                if rpc["result"]["isError"] == true {
+                    Some((String::new(), text, false))
+                } else {
+                    Some((text, String::new(), true))
+                }
+            }
+            Reply::Error(e) => Some((String::new(), e, false)),
+            Reply::Closed => Some((String::new(), "Stream closed".to_owned(), false)),
+            Reply::Interrupted | Reply::TimedOut => None,
+        }
     }
 
     /// Run `command` with `sh -c` in the cwd (same process group). `None` when interrupted (the
