@@ -37,7 +37,7 @@ use crate::containment::{Containment, ContainmentUsage, MemoryEnforcement};
 use crate::error::{ExitInfo, SessionError};
 use crate::events::{SessionEvent, SessionEventKind};
 use crate::framing::LineReader;
-use crate::health::{HealthSnapshot, SessionStatus, rss_bytes};
+use crate::health::{HealthSnapshot, SessionStatus, StartPath, rss_bytes};
 use crate::incoming::{ControlHandler, IncomingRequests};
 use crate::launcher::{GroupSignal, LaunchContext};
 use crate::ledger::TurnCost;
@@ -237,6 +237,8 @@ pub(crate) struct State {
     busy: watch::Sender<bool>,
     memory_ticker: Option<JoinHandle<()>>,
     accepting: Arc<AtomicBool>,
+    /// How the process was started: cold, or from a warm spare.
+    start: StartPath,
 }
 
 #[derive(Debug, Clone)]
@@ -369,6 +371,7 @@ impl State {
             cli_version: self.cli_version.clone(),
             containment: Some(self.containment_report()),
             process_tree: Some(self.process.signaller.clone()),
+            start: self.start.clone(),
         }
     }
 
@@ -655,14 +658,66 @@ pub(crate) fn shutdown_bound(timeouts: &crate::config::Timeouts) -> Duration {
         + STOP_SLACK
 }
 
-/// Launches the process, starts the I/O tasks, and answers `initialize`; on any failure the
-/// process is killed and reaped before the error is returned.
+/// Starts the session's CLI — from a warm spare of its pool when it can, else cold — starts the
+/// I/O tasks, and answers `initialize`; on any failure the process is killed and reaped before
+/// the error is returned. Also says which path the start took.
 async fn launch(
     myself: &ActorRef<SessionMsg>,
     args: &StartArgs,
     number: u64,
-) -> Result<(Process, serde_json::Value), SessionError> {
+) -> Result<(Process, serde_json::Value, StartPath), SessionError> {
     let config = &args.config;
+    let options = config.launch_options();
+    let cold_reason = match &config.spares {
+        None => None,
+        Some(pool) => match pool.take_for(config, &options) {
+            Err(reason) => Some(reason),
+            Ok(spare) => match start_warm(myself, args, number, &options, spare).await {
+                Ok(started) => return started,
+                Err(reason) => Some(reason),
+            },
+        },
+    };
+    let path = match cold_reason {
+        None => StartPath::Cold,
+        Some(reason) => {
+            tracing::debug!(session = %config.name, %reason, "no warm spare: starting cold");
+            StartPath::ColdFallback { reason }
+        }
+    };
+    let (launched, spill_dir) = spawn_cold(config, &options).await?;
+    let process = start_io(myself, args, number, launched, None, spill_dir);
+    let (process, init) = initialize(args, &options, process).await?;
+    Ok((process, init, path))
+}
+
+/// A spare from the session's pool, claimed for it, then `initialize`d. The claim runs on the
+/// spare's pipes before the session's I/O tasks start, so a refused claim leaves no trace in the
+/// session: the spare is killed and the reason returned (the session then starts cold). Once
+/// claimed, the process is the session's, and a failed `initialize` is the session's error.
+async fn start_warm(
+    myself: &ActorRef<SessionMsg>,
+    args: &StartArgs,
+    number: u64,
+    options: &claude_protocol::ClaudeOptions,
+    spare: crate::spares::Spare,
+) -> Result<Result<(Process, serde_json::Value, StartPath), SessionError>, String> {
+    let config = &args.config;
+    let parked = spare.parked_for();
+    let (launched, lines, spill_dir) = spare
+        .claim(config.max_line_bytes, config.timeouts.init)
+        .await?;
+    let process = start_io(myself, args, number, launched, Some(lines), spill_dir);
+    Ok(initialize(args, options, process)
+        .await
+        .map(|(process, init)| (process, init, StartPath::Warm { parked })))
+}
+
+/// Spawns the session's CLI through its launcher, with a spill directory of its own.
+async fn spawn_cold(
+    config: &SessionConfig,
+    options: &claude_protocol::ClaudeOptions,
+) -> Result<(crate::LaunchedProcess, tempfile::TempDir), SessionError> {
     let session = config.name.to_string();
     let spill_dir = tempfile::Builder::new()
         .prefix("claude-session-")
@@ -671,14 +726,26 @@ async fn launch(
             session: session.clone(),
             source: crate::LaunchError::Other(format!("could not create a spill directory: {e}")),
         })?;
-    let options = config.launch_options();
-    let mut spec = options
+    let spec = options
         .command(&config.cli_path, Some(spill_dir.path()))
         .map_err(|source| SessionError::Options {
             session: session.clone(),
             source,
         })?;
-    let ctx = LaunchContext::new(config.name.clone())
+    let launched = spawn_process(config, config.name.clone(), spec).await?;
+    Ok((launched, spill_dir))
+}
+
+/// Launches `spec` for `config` (its environment, home, containment, memory limit, egress),
+/// named `name` in the launch context, bounded by the init timeout; a launcher's panic or a
+/// containment weaker than required is a launch error.
+pub(crate) async fn spawn_process(
+    config: &SessionConfig,
+    name: Arc<str>,
+    mut spec: claude_protocol::CommandSpec,
+) -> Result<crate::LaunchedProcess, SessionError> {
+    let session = config.name.to_string();
+    let ctx = LaunchContext::new(name)
         .containment(config.containment.clone())
         .memory_limit(config.memory_limit)
         .egress(config.egress.clone());
@@ -730,6 +797,20 @@ async fn launch(
             },
         });
     }
+    Ok(launched)
+}
+
+/// Starts the I/O tasks around a launched process (writer, reader, stderr drain, exit watch)
+/// and announces it (`Spawned`). `lines`: its stdout, when something read from it already.
+fn start_io(
+    myself: &ActorRef<SessionMsg>,
+    args: &StartArgs,
+    number: u64,
+    launched: crate::LaunchedProcess,
+    lines: Option<crate::spares::Lines>,
+    spill_dir: tempfile::TempDir,
+) -> Process {
+    let config = &args.config;
     config.ledger.begin_process(number);
     let span =
         tracing::info_span!("session", name = %config.name, process = number, pid = launched.pid);
@@ -777,7 +858,7 @@ async fn launch(
     });
     let reader = reader::Reader::new(
         config.name.clone(),
-        LineReader::new(launched.stdout, config.max_line_bytes),
+        lines.unwrap_or_else(|| LineReader::new(launched.stdout, config.max_line_bytes)),
         reader_rx,
         myself.clone(),
         args.events.clone(),
@@ -786,7 +867,7 @@ async fn launch(
     )
     .with_mirror(args.mirror.clone());
     let reader_task = tokio::spawn(reader.run().instrument(span));
-    let mut process = Process {
+    let process = Process {
         number,
         pid: launched.pid,
         launched_at: Instant::now(),
@@ -809,11 +890,22 @@ async fn launch(
             process: number,
         },
     });
+    process
+}
 
+/// Sends `initialize` and waits (bounded by the init timeout) for its answer; on a refusal, an
+/// exit or a timeout the process is killed and reaped and the error names the cause.
+async fn initialize(
+    args: &StartArgs,
+    options: &claude_protocol::ClaudeOptions,
+    mut process: Process,
+) -> Result<(Process, serde_json::Value), SessionError> {
+    let config = &args.config;
+    let session = config.name.to_string();
     let ids = RequestIdGenerator::new();
     let answer = process.send_control(
         &ids,
-        ControlRequestBody::Initialize(config.initialize_request(&options)),
+        ControlRequestBody::Initialize(config.initialize_request(options)),
     );
     let timeout = config.timeouts.init;
     enum InitFailure {
@@ -1000,7 +1092,7 @@ impl Actor for SessionActor {
         myself: ActorRef<SessionMsg>,
         args: StartArgs,
     ) -> Result<State, ActorProcessingErr> {
-        let (process, init) = launch(&myself, &args, 1).await?;
+        let (process, init, start) = launch(&myself, &args, 1).await?;
         let info = ServerInfo::from_initialize(init);
         let cli_version = info.cli_version().map(str::to_owned);
         let _ = args.info.set(info);
@@ -1029,6 +1121,7 @@ impl Actor for SessionActor {
             busy,
             memory_ticker,
             accepting: args.accepting,
+            start,
         })
     }
 

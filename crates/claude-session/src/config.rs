@@ -203,6 +203,7 @@ pub struct SessionConfig {
     pub(crate) memory_limit: Option<u64>,
     pub(crate) egress: Option<EgressPolicy>,
     pub(crate) memory_check_interval: Duration,
+    pub(crate) spares: Option<crate::SparePool>,
 }
 
 impl SessionConfig {
@@ -232,6 +233,7 @@ impl SessionConfig {
                 memory_limit: None,
                 egress: None,
                 memory_check_interval: Duration::from_secs(1),
+                spares: None,
             },
             error: None,
         }
@@ -630,6 +632,14 @@ impl SessionConfigBuilder {
         if let Some(policy) = self.config.egress.take() {
             self.config.egress = Some(policy.allow(addr));
         }
+        self
+    }
+
+    /// Takes the session's CLI from this pool of warm spares when its spawn-time options match
+    /// the pool's (else it starts cold; [`HealthSnapshot::start`](crate::HealthSnapshot::start)
+    /// says which path it took, and why). See [`SparePool`](crate::SparePool).
+    pub fn spares(mut self, pool: crate::SparePool) -> Self {
+        self.config.spares = Some(pool);
         self
     }
 

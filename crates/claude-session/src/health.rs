@@ -57,6 +57,38 @@ pub struct HealthSnapshot {
     /// conversation in a new process.
     #[serde(skip)]
     pub process_tree: Option<Containment>,
+    /// How the CLI process was started: cold, or claimed from a warm spare (and if a pool was
+    /// set but not used, why).
+    pub start: StartPath,
+}
+
+/// How a session's CLI process was started.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "path", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StartPath {
+    /// Spawned for the session; it has no spare pool.
+    Cold,
+    /// Spawned for the session although it has a spare pool: why no spare served it (its
+    /// spawn-time options differ from the pool's, it resumes a conversation, no spare was
+    /// parked, the claim was refused, …).
+    ColdFallback {
+        /// Why, in words.
+        reason: String,
+    },
+    /// A warm spare of the session's pool, claimed with `claim_session`.
+    Warm {
+        /// How long the spare had been parked before the claim.
+        #[serde(with = "float_secs")]
+        parked: std::time::Duration,
+    },
+}
+
+impl StartPath {
+    /// Whether the process came from a warm spare.
+    pub fn is_warm(&self) -> bool {
+        matches!(self, Self::Warm { .. })
+    }
 }
 
 /// Reads a process's resident set size from `/proc/<pid>/status`.

@@ -79,6 +79,7 @@ mod ledger;
 mod mirror;
 mod query;
 mod session;
+mod spares;
 mod stderr;
 mod turn;
 
@@ -97,7 +98,7 @@ pub use containment::{
 pub use egress::{EgressMechanism, EgressPolicy, EgressReport};
 pub use error::{ExitInfo, SessionError};
 pub use events::{SessionEvent, SessionEventKind, SkipReason};
-pub use health::{HealthSnapshot, SessionStatus};
+pub use health::{HealthSnapshot, SessionStatus, StartPath};
 pub use incoming::{ControlHandler, RequestContext};
 pub use launcher::{
     CommandPrefixLauncher, GroupSignal, GroupSignaller, LAUNCH_ID_ENV, LaunchContext, LaunchError,
@@ -107,4 +108,5 @@ pub use ledger::{CostTotals, SessionLedger, TurnCost};
 pub use mirror::{MirrorEvent, MirrorSink};
 pub use query::query;
 pub use session::{ContextUsage, Session, StartOptions};
+pub use spares::{MAX_SPARES, SparePool, SparePoolBuilder, SparePoolError, SpareStats};
 pub use turn::{PartialTurn, Prompt, ServerInfo, ToolCall, TurnOutput, TurnStream};
