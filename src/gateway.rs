@@ -90,7 +90,7 @@ pub(crate) use tokens::SessionToken;
 
 /// The variables the gateway sets for a session's CLI, or removes from its environment.
 const BASE_URL_ENV: &str = "ANTHROPIC_BASE_URL";
-const API_KEY_ENV: &str = "ANTHROPIC_API_KEY";
+pub(crate) const API_KEY_ENV: &str = "ANTHROPIC_API_KEY";
 /// Other credentials the CLI would use instead of (or besides) the API key.
 const REMOVED_ENV: &[&str] = &["ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"];
 
@@ -257,6 +257,29 @@ impl Gateway {
         self.shared.tokens.token(session)
     }
 
+    /// Mints a token for a warm spare (no budgets of its own: a parked spare makes no requests,
+    /// and once claimed its token is [`adopt`](Self::adopt)ed by the session).
+    pub(crate) fn issue_spare(&self, spare: &str) -> SessionToken {
+        self.shared.tokens.issue_spare(spare)
+    }
+
+    /// Rebinds a claimed spare's token to `session` (its traffic, budgets and revocation).
+    pub(crate) fn adopt(&self, spare: &str, session: &str) {
+        if self.shared.tokens.adopt(spare, session) {
+            tracing::debug!(
+                spare,
+                session,
+                "gateway token of a spare adopted by its session"
+            );
+        } else {
+            tracing::warn!(
+                spare,
+                session,
+                "a claimed spare's gateway token could not be adopted"
+            );
+        }
+    }
+
     /// Revokes the session's token (and forgets its traffic): later requests with it get 401.
     pub(crate) fn revoke(&self, session: &str) {
         if self.shared.tokens.revoke(session) {
@@ -271,16 +294,19 @@ impl Gateway {
 
     /// Points `options` at the gateway with `token` as the CLI's only credential: the gateway's
     /// URL and the token replace whatever the options set, the other credentials are removed.
-    pub(crate) fn apply(&self, options: &mut ClaudeOptions, token: &SessionToken) {
+    /// Without a token, the API key is left for the launch to set (a warm spare's own).
+    pub(crate) fn apply(&self, options: &mut ClaudeOptions, token: Option<&SessionToken>) {
         options.env.retain(|(k, _)| {
             k != BASE_URL_ENV && k != API_KEY_ENV && !REMOVED_ENV.iter().any(|r| k == *r)
         });
         options
             .env
             .push((BASE_URL_ENV.into(), self.base_url().into()));
-        options
-            .env
-            .push((API_KEY_ENV.into(), token.expose().to_owned().into()));
+        if let Some(token) = token {
+            options
+                .env
+                .push((API_KEY_ENV.into(), token.expose().to_owned().into()));
+        }
         for name in REMOVED_ENV {
             if !options.env_remove.iter().any(|k| k == *name) {
                 options.env_remove.push((*name).into());

@@ -27,7 +27,7 @@ pub use claude_protocol::{
 pub use claude_session::{
     Callbacks, CommandPrefixLauncher, CostTotals, EgressMechanism, EgressPolicy, EgressReport,
     HealthSnapshot, IntoDuration, Launcher, LocalLauncher, PartialTurn, Prompt, Session,
-    SessionConfig, SessionConfigBuilder, SessionError, SessionEventKind, Timeouts, TurnOutput,
-    TurnStream,
+    SessionConfig, SessionConfigBuilder, SessionError, SessionEventKind, SparePool, SpareStats,
+    StartPath, Timeouts, TurnOutput, TurnStream,
 };
 pub use supervision::{Backoff, RestartType};

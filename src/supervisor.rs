@@ -192,6 +192,8 @@ pub(crate) struct Tree {
     /// The tree's credential, handed to each CLI in its environment, when the gateway was
     /// turned off ([`ClaudeSupervisorBuilder::without_gateway`]).
     direct_credential: Option<crate::Credential>,
+    /// The tree's warm spares ([`ClaudeSupervisorBuilder::warm_spares`]), set once at start.
+    spares: std::sync::OnceLock<claude_session::SparePool>,
 }
 
 impl Tree {
@@ -302,11 +304,15 @@ impl Tree {
         let name = spec.name.clone();
         let mut permits = Vec::new();
         if let Some((limit, sem)) = &self.max_sessions {
-            permits.push(sem.clone().try_acquire_owned().map_err(|_| {
-                SupervisorError::TooManySessions {
-                    name: name.clone(),
-                    limit: *limit,
-                }
+            // A session comes before a warm spare: a parked spare gives up its place.
+            let place = sem
+                .clone()
+                .try_acquire_owned()
+                .ok()
+                .or_else(|| self.spares.get().and_then(|pool| pool.give_up_place()));
+            permits.push(place.ok_or_else(|| SupervisorError::TooManySessions {
+                name: name.clone(),
+                limit: *limit,
             })?);
         }
         if let (Some(limit), Some(group)) = (self.max_per_group, &spec.group) {
@@ -340,6 +346,10 @@ impl Tree {
                 .remove_if(group, |_, sem| sem.available_permits() == limit);
         }
         self.leases.release_all(name);
+        if let Some(pool) = self.spares.get() {
+            // Its place is free: the pool may take it for a spare.
+            pool.wake();
+        }
         if let Some(fleet) = &self.fleet {
             // A session that ends here ends fleet-wide: nobody takes it over.
             fleet.release_detached(self.store.clone(), name);
@@ -573,6 +583,10 @@ impl Tree {
     async fn stop(self: &Arc<Self>, reason: String) {
         self.shutting_down.store(true, Ordering::SeqCst);
         let root = self.root.borrow().clone();
+        if let Some(pool) = self.spares.get() {
+            // No session may take a spare now, and none outlives the tree.
+            pool.shutdown().await;
+        }
         if let Some(root) = root {
             root.stop().await;
         }
@@ -800,6 +814,7 @@ pub struct ClaudeSupervisorBuilder {
     gateway: Option<crate::GatewayConfig>,
     credential: Option<crate::Credential>,
     without_gateway: bool,
+    warm_spares: Option<(usize, claude_protocol::ClaudeOptions)>,
 }
 
 impl std::fmt::Debug for ClaudeSupervisorBuilder {
@@ -811,6 +826,7 @@ impl std::fmt::Debug for ClaudeSupervisorBuilder {
             .field("failure_limit", &self.failure_limit)
             .field("fleet", &self.fleet)
             .field("gateway", &self.gateway)
+            .field("warm_spares", &self.warm_spares.as_ref().map(|(n, _)| n))
             .finish_non_exhaustive()
     }
 }
@@ -868,6 +884,31 @@ impl ClaudeSupervisorBuilder {
     /// The bound on every internal call into one of the tree's actors (default 10 s).
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
+        self
+    }
+
+    /// Keeps `size` warm spare CLIs started with `options` (their spawn-time part: model, tools,
+    /// settings, MCP config, environment…), so that a new session skips the CLI's start-up: a
+    /// session whose spec's options match them, apart from what a claim sets (working
+    /// directory, added directories, permission mode, system and appended prompt), takes a
+    /// parked spare on its first start; any other, and every restart or wake-up (they resume a
+    /// conversation, which no claim can), starts cold. The session's health
+    /// (`instance.start`) says which path it took, and why.
+    ///
+    /// Spares count toward [`max_sessions`](Self::max_sessions) (a new session takes a parked
+    /// spare's place before the limit refuses it), run in the tree's launcher and containment,
+    /// are refilled in the background and stopped with the tree. With the credential gateway,
+    /// each spare has a gateway token of its own, which the claiming session adopts (its budgets,
+    /// its traffic, revoked with it). See `docs/warm-spares.md`.
+    ///
+    /// # Errors
+    ///
+    /// [`start`](Self::start) fails with [`SupervisorError::WarmSpares`] for a size of 0 or over
+    /// [`claude_session::MAX_SPARES`], options that resume a conversation, or a tree with
+    /// [`config_dir_per_session`](Self::config_dir_per_session) (a config dir per session is
+    /// fixed at spawn: no spare could serve one).
+    pub fn warm_spares(mut self, size: usize, options: claude_protocol::ClaudeOptions) -> Self {
+        self.warm_spares = Some((size, options));
         self
     }
 
@@ -952,6 +993,14 @@ impl ClaudeSupervisorBuilder {
                 })?
             }
         };
+        if self.warm_spares.is_some() && self.config_dir_root.is_some() {
+            return Err(SupervisorError::WarmSpares {
+                supervisor: self.name.clone(),
+                reason: "`config_dir_per_session` gives each session a config dir of its own, \
+                    which is fixed when a CLI starts: no spare could serve a session"
+                    .into(),
+            });
+        }
         let (events, _) = broadcast::channel(4096);
         let (fleet, lost) = match self.fleet {
             Some(config) => {
@@ -1018,7 +1067,9 @@ impl ClaudeSupervisorBuilder {
             fleet,
             gateway,
             direct_credential,
+            spares: std::sync::OnceLock::new(),
         });
+
         let flags = SupervisorFlags::builder()
             .strategy(Strategy::OneForOne)
             .intensity(3)
@@ -1083,6 +1134,14 @@ impl ClaudeSupervisorBuilder {
                 }
             }
         }
+        if let Some((size, options)) = self.warm_spares {
+            // After the static sessions took their places: a spare never keeps one from them.
+            if let Err(e) = start_spares(&tree, size, options) {
+                tree.stop("the warm spares could not be set up".into())
+                    .await;
+                return Err(e);
+            }
+        }
         for entry in &entries {
             if let Err(e) = tree.start_subtree(entry).await {
                 tree.stop("a static session could not be started".into())
@@ -1103,6 +1162,54 @@ impl ClaudeSupervisorBuilder {
         }
         Ok(supervisor)
     }
+}
+
+/// Starts the tree's warm spare pool: spares of `options` made into a session's config, holding
+/// places of `max_sessions`; with the gateway, each with a token of its own, adopted by the
+/// session that claims it and revoked when it retires unclaimed.
+fn start_spares(
+    tree: &Arc<Tree>,
+    size: usize,
+    options: claude_protocol::ClaudeOptions,
+) -> Result<(), SupervisorError> {
+    let template = instance::spare_template(tree, options)?;
+    let mut pool = claude_session::SparePool::builder(template).size(size);
+    if let Some((_, places)) = &tree.max_sessions {
+        pool = pool.places(places.clone());
+    }
+    if tree.gateway.is_some() {
+        let weak = Arc::downgrade(tree);
+        let issue = weak.clone();
+        let adopt = weak.clone();
+        pool = pool
+            .spare_env(crate::gateway::API_KEY_ENV, move |spare| {
+                issue
+                    .upgrade()
+                    .and_then(|t| Some(t.gateway.as_ref()?.issue_spare(spare)))
+                    .map(|token| token.expose().into())
+                    .unwrap_or_default()
+            })
+            .on_claim(move |spare, session| {
+                if let Some(tree) = adopt.upgrade()
+                    && let Some(gateway) = &tree.gateway
+                {
+                    gateway.adopt(spare, session);
+                }
+            })
+            .on_retire(move |spare| {
+                if let Some(tree) = weak.upgrade()
+                    && let Some(gateway) = &tree.gateway
+                {
+                    gateway.revoke(spare);
+                }
+            });
+    }
+    let pool = pool.build().map_err(|e| SupervisorError::WarmSpares {
+        supervisor: tree.name.clone(),
+        reason: e.to_string(),
+    })?;
+    let _ = tree.spares.set(pool);
+    Ok(())
 }
 
 /// Awaits an admin call's task; a task that panicked (a bug) is reported, not propagated.
@@ -1221,6 +1328,7 @@ impl ClaudeSupervisor {
             gateway: None,
             credential: None,
             without_gateway: false,
+            warm_spares: None,
         }
     }
 
@@ -1455,6 +1563,13 @@ impl ClaudeSupervisor {
         }
     }
 
+    /// The tree's warm spare pool, if it keeps one ([`ClaudeSupervisorBuilder::warm_spares`]):
+    /// its [`stats`](claude_session::SparePool::stats), and [`ready`](claude_session::SparePool::ready)
+    /// to wait until its spares are parked.
+    pub fn warm_spares(&self) -> Option<claude_session::SparePool> {
+        self.tree().spares.get().cloned()
+    }
+
     /// Where the credential gateway listens (`127.0.0.1`, an ephemeral port), if the tree has
     /// one ([`ClaudeSupervisorBuilder::gateway`]).
     pub fn gateway_addr(&self) -> Option<std::net::SocketAddr> {
@@ -1525,7 +1640,7 @@ impl ClaudeSupervisor {
             let token = gateway
                 .token(name)
                 .ok_or_else(|| SupervisorError::NotFound { name: name.into() })?;
-            gateway.apply(&mut o, &token);
+            gateway.apply(&mut o, Some(&token));
         }
         let ping_name = format!("{name}.ping");
         let mut builder = SessionConfig::builder(ping_name.clone(), tree.cli.clone()).options(o);

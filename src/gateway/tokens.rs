@@ -75,6 +75,10 @@ struct Maps {
     by_id: HashMap<String, Arc<Issued>>,
     /// Session name → token id.
     by_session: HashMap<String, String>,
+    /// Session name → the ids of spares' tokens it adopted (revoked with it).
+    adopted: HashMap<String, Vec<String>>,
+    /// Warm spare name → token id (not a session: no traffic of its own in the stats).
+    by_spare: HashMap<String, String>,
 }
 
 /// The tokens the gateway accepts.
@@ -110,19 +114,73 @@ impl Tokens {
         maps.by_id.insert(id, issued);
     }
 
+    /// Mints a token for a warm spare, until a session adopts it.
+    pub(super) fn issue_spare(&self, spare: &str) -> SessionToken {
+        let (id, token) = SessionToken::mint();
+        let issued = Arc::new(Issued {
+            session: spare.to_owned(),
+            token: token.clone(),
+            traffic: Arc::default(),
+            meters: Vec::new(),
+        });
+        let mut maps = self.write();
+        if let Some(old) = maps.by_spare.insert(spare.to_owned(), id.clone()) {
+            maps.by_id.remove(&old);
+        }
+        maps.by_id.insert(id, issued);
+        token
+    }
+
     pub(super) fn token(&self, session: &str) -> Option<SessionToken> {
         let maps = self.read();
         let id = maps.by_session.get(session)?;
         maps.by_id.get(id).map(|i| i.token.clone())
     }
 
-    /// Whether a token was revoked.
+    /// Whether a token was revoked (a session's, with the spares' tokens it adopted; or an
+    /// unclaimed spare's).
     pub(super) fn revoke(&self, session: &str) -> bool {
         let mut maps = self.write();
+        for id in maps.adopted.remove(session).unwrap_or_default() {
+            maps.by_id.remove(&id);
+        }
+        if let Some(id) = maps.by_spare.remove(session) {
+            return maps.by_id.remove(&id).is_some();
+        }
         match maps.by_session.remove(session) {
             Some(id) => maps.by_id.remove(&id).is_some(),
             None => false,
         }
+    }
+
+    /// Rebinds the token issued to `spare` (a warm spare's CLI has it in its environment) to
+    /// `session`: requests with it count as the session's, against its budgets, and it is
+    /// revoked with the session. Whether both were issued.
+    pub(super) fn adopt(&self, spare: &str, session: &str) -> bool {
+        let mut maps = self.write();
+        let Some(own) = maps
+            .by_session
+            .get(session)
+            .and_then(|id| maps.by_id.get(id))
+            .cloned()
+        else {
+            return false;
+        };
+        let Some(id) = maps.by_spare.remove(spare) else {
+            return false;
+        };
+        let Some(spares) = maps.by_id.remove(&id) else {
+            return false;
+        };
+        let adopted = Arc::new(Issued {
+            session: session.to_owned(),
+            token: spares.token.clone(),
+            traffic: own.traffic.clone(),
+            meters: own.meters.clone(),
+        });
+        maps.by_id.insert(id.clone(), adopted);
+        maps.adopted.entry(session.to_owned()).or_default().push(id);
+        true
     }
 
     /// The session a presented token belongs to, if it is a valid (unrevoked) token.
@@ -134,9 +192,13 @@ impl Tokens {
         bool::from(issued.token.expose().as_bytes().ct_eq(presented.as_bytes())).then_some(issued)
     }
 
-    /// Every session's traffic, by name.
+    /// Every session's traffic, by name (once each: an adopted token shares its session's).
     pub(super) fn each(&self) -> Vec<Arc<Issued>> {
-        self.read().by_id.values().cloned().collect()
+        let maps = self.read();
+        maps.by_session
+            .values()
+            .filter_map(|id| maps.by_id.get(id).cloned())
+            .collect()
     }
 }
 
@@ -182,6 +244,37 @@ mod tests {
         assert!(tokens.authenticate(first.expose()).is_none());
         tokens.issue("a", Vec::new);
         assert_ne!(tokens.token("a").unwrap().expose(), first.expose());
+    }
+
+    #[test]
+    fn an_adopted_spare_token_authenticates_as_its_session_and_is_revoked_with_it() {
+        let tokens = Tokens::default();
+        tokens.issue("s", Vec::new);
+        let spare = tokens.issue_spare("pool/spare-1");
+        assert_eq!(tokens.each().len(), 1, "a spare is not a session");
+        assert_eq!(
+            tokens.authenticate(spare.expose()).unwrap().session,
+            "pool/spare-1"
+        );
+        assert!(!tokens.adopt("pool/spare-1", "nobody"), "no such session");
+        assert!(tokens.adopt("pool/spare-1", "s"));
+        let issued = tokens.authenticate(spare.expose()).unwrap();
+        assert_eq!(issued.session, "s");
+        let own = tokens
+            .authenticate(tokens.token("s").unwrap().expose())
+            .unwrap();
+        assert!(
+            Arc::ptr_eq(&issued.traffic, &own.traffic),
+            "one traffic count"
+        );
+        assert_eq!(tokens.each().len(), 1, "the session counted once");
+        assert!(!tokens.adopt("pool/spare-1", "s"), "adopted once");
+        assert!(tokens.revoke("s"));
+        assert!(tokens.authenticate(spare.expose()).is_none());
+        // An unclaimed spare's token is revoked by its name.
+        let unclaimed = tokens.issue_spare("pool/spare-2");
+        assert!(tokens.revoke("pool/spare-2"));
+        assert!(tokens.authenticate(unclaimed.expose()).is_none());
     }
 
     #[test]

@@ -190,6 +190,14 @@ pub enum SupervisorError {
         #[source]
         source: crate::gateway::GatewayError,
     },
+    /// The tree's warm spare pool could not be set up.
+    #[error("supervisor `{supervisor}`: warm spares: {reason}")]
+    WarmSpares {
+        /// The supervisor.
+        supervisor: String,
+        /// Why.
+        reason: String,
+    },
     /// An internal call did not answer in time (the session's keeper is stuck or gone).
     #[error("session `{name}`: no answer to `{call}` within {}", humantime::format_duration(*.timeout))]
     CallTimeout {

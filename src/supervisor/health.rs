@@ -92,6 +92,8 @@ pub struct TreeHealth {
     /// In a fleet: every session of the fleet with its owner, and the live nodes (from the
     /// store's leases; `sessions` above are this node's own).
     pub fleet: Option<super::fleet::FleetHealth>,
+    /// The warm spares, if the tree keeps any: parked, launching, claimed, died, misses.
+    pub spares: Option<claude_session::SpareStats>,
 }
 
 fn ms_since_epoch(t: SystemTime) -> u64 {
@@ -177,5 +179,6 @@ pub(super) async fn collect(tree: &Arc<Tree>) -> TreeHealth {
         sessions,
         cost,
         fleet,
+        spares: tree.spares.get().map(claude_session::SparePool::stats),
     }
 }

@@ -344,7 +344,7 @@ fn build_config(
                 name: name.clone(),
                 reason: "its gateway token was revoked (the session ended)".into(),
             })?;
-        gateway.apply(&mut options, &token);
+        gateway.apply(&mut options, Some(&token));
     } else if let Some(credential) = &tree.direct_credential {
         // The gateway was turned off: the CLI gets the credential itself.
         let (name, value) = credential.env_var();
@@ -376,6 +376,37 @@ fn build_config(
         // A session whose egress is restricted can always reach its gateway: the CLI's API is
         // there.
         builder = builder.egress_allow(gateway.addr());
+    }
+    if let Some(pool) = tree.spares.get() {
+        // A fresh start whose spawn-time options match the pool's takes a warm spare; a restart
+        // or a wake-up resumes, which no claim can do, and starts cold (health says why).
+        builder = builder.spares(pool.clone());
+    }
+    builder
+        .build()
+        .map_err(|source| SupervisorError::Config { name, source })
+}
+
+/// The template of the tree's warm spares: `options` made into a session's configuration as
+/// `build_config` makes one (the mirror flag, the tree's credential or gateway, its launcher), so
+/// that a session with the same options matches it; with the gateway, each spare gets a token of
+/// its own (the pool's per-spare variable), adopted by the session that claims it.
+pub(crate) fn spare_template(
+    tree: &Tree,
+    mut options: claude_protocol::ClaudeOptions,
+) -> Result<SessionConfig, SupervisorError> {
+    let name = format!("{}-spares", tree.name);
+    options.session_mirror |= tree.store.holds_transcripts();
+    if let Some(gateway) = &tree.gateway {
+        gateway.apply(&mut options, None);
+    } else if let Some(credential) = &tree.direct_credential {
+        let (var, value) = credential.env_var();
+        options.env.retain(|(k, _)| k != var);
+        options.env.push((var.into(), value.into()));
+    }
+    let mut builder = SessionConfig::builder(name.clone(), tree.cli.clone()).options(options);
+    if let Some(launcher) = &tree.launcher {
+        builder = builder.launcher_arc(launcher.clone());
     }
     builder
         .build()

@@ -705,7 +705,7 @@ async fn start_warm(
     let config = &args.config;
     let parked = spare.parked_for();
     let (launched, lines, spill_dir) = spare
-        .claim(config.max_line_bytes, config.timeouts.init)
+        .claim(&config.name, config.max_line_bytes, config.timeouts.init)
         .await?;
     let process = start_io(myself, args, number, launched, Some(lines), spill_dir);
     Ok(initialize(args, options, process)

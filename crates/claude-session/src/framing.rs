@@ -49,6 +49,11 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         }
     }
 
+    /// Changes the longest line kept (a reader handed on to a session with its own limit).
+    pub(crate) fn set_max_line(&mut self, max_line: usize) {
+        self.max_line = max_line;
+    }
+
     /// True once the stream has ended and every buffered line has been taken.
     pub(crate) fn is_done(&self) -> bool {
         self.eof && self.start >= self.buf.len() && self.discarding.is_none()

@@ -42,6 +42,12 @@
 //!   [`Session::events`] subscribes to typed [`SessionEvent`]s; `tracing` spans cover each turn and
 //!   each session's I/O tasks.
 //!
+//! - **Warm spares** — a [`SparePool`] keeps CLI processes started ahead of need with the CLI's
+//!   `--await-claim`; a session given the pool ([`SessionConfigBuilder::spares`]) whose spawn-time
+//!   options match takes a parked spare and binds it with `claim_session` (its directory,
+//!   permission mode, system prompt), skipping the CLI's start-up; any other starts cold, and
+//!   [`HealthSnapshot::start`] ([`StartPath`]) says which path it took and why.
+//!
 //! For one-shot work, [`query`] starts a session, runs one prompt and stops it.
 //!
 //! # Examples

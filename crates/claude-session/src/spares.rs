@@ -23,7 +23,7 @@ use claude_protocol::{ClaudeOptions, SystemPrompt};
 use futures::FutureExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWriteExt};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::config::SessionConfig;
@@ -159,6 +159,37 @@ pub struct SparePoolBuilder {
     template: SessionConfig,
     size: usize,
     dir: Option<PathBuf>,
+    hooks: Hooks,
+    places: Option<Arc<Semaphore>>,
+}
+
+/// A value of an environment variable made for each spare (given its name).
+type SpareEnvFn = Arc<dyn Fn(&str) -> OsString + Send + Sync>;
+/// Called with a spare's name and the session's that claimed it.
+type ClaimFn = Arc<dyn Fn(&str, &str) + Send + Sync>;
+/// Called with a spare's name when it leaves the pool unclaimed.
+type RetireFn = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What the pool's owner hears of, and adds to, each spare.
+#[derive(Default)]
+struct Hooks {
+    /// Variables with a value of each spare's own (left out of the spawn key).
+    spare_env: Vec<(OsString, SpareEnvFn)>,
+    on_claim: Option<ClaimFn>,
+    on_retire: Option<RetireFn>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field(
+                "spare_env",
+                &self.spare_env.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("on_claim", &self.on_claim.is_some())
+            .field("on_retire", &self.on_retire.is_some())
+            .finish()
+    }
 }
 
 impl SparePoolBuilder {
@@ -173,6 +204,42 @@ impl SparePoolBuilder {
     /// the pool's, removed with it.
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
+        self
+    }
+
+    /// Gives each spare its own value of the environment variable `name`, made by `value` from
+    /// the spare's name (`<pool>/spare-<n>`) when it is launched: a per-process credential, say.
+    /// The variable is left out of the spawn key, so a session whose own value differs can
+    /// still take the spare (and the spare keeps its value: [`on_claim`](Self::on_claim) is
+    /// where its owner rebinds it to the session).
+    pub fn spare_env(
+        mut self,
+        name: impl Into<OsString>,
+        value: impl Fn(&str) -> OsString + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.spare_env.push((name.into(), Arc::new(value)));
+        self
+    }
+
+    /// Called when a session has claimed a spare, with the spare's name and the session's.
+    pub fn on_claim(mut self, hook: impl Fn(&str, &str) + Send + Sync + 'static) -> Self {
+        self.hooks.on_claim = Some(Arc::new(hook));
+        self
+    }
+
+    /// Called when a spare leaves the pool unclaimed (stopped, dead, refused, given up), with
+    /// its name.
+    pub fn on_retire(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.hooks.on_retire = Some(Arc::new(hook));
+        self
+    }
+
+    /// Counts each spare against `places`, the owner's admission limit (a tree's
+    /// `max_sessions`): a spare is launched only with a place of its own, which it holds until
+    /// it is claimed or retired. [`SparePool::give_up_place`] hands a parked spare's place to a
+    /// session that needs it.
+    pub fn places(mut self, places: Arc<Semaphore>) -> Self {
+        self.places = Some(places);
         self
     }
 
@@ -207,7 +274,13 @@ impl SparePoolBuilder {
             ));
         }
         let options = self.template.launch_options();
-        let key = SpawnKey::of(&self.template, &options)
+        let own_env: Vec<OsString> = self
+            .hooks
+            .spare_env
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        let key = SpawnKey::of(&self.template, &options, &own_env)
             .map_err(|reason| invalid("template", &reason))?;
         let (root, park_dir) = match self.dir {
             Some(dir) => (None, dir),
@@ -241,6 +314,9 @@ impl SparePoolBuilder {
             wake,
             idle: Notify::new(),
             counters: Counters::default(),
+            hooks: Arc::new(self.hooks),
+            own_env,
+            places: self.places,
         });
         tokio::spawn(refill(Arc::downgrade(&inner), woken));
         inner.wake();
@@ -256,6 +332,8 @@ impl SparePool {
             template,
             size: 1,
             dir: None,
+            hooks: Hooks::default(),
+            places: None,
         }
     }
 
@@ -311,6 +389,26 @@ impl SparePool {
         }
     }
 
+    /// Takes a parked spare out of the pool (SIGKILLed, reaped in the background) and returns
+    /// its admission place (see [`SparePoolBuilder::places`]) for a session that needs one: a
+    /// session always comes before a spare. `None` when no spare with a place is parked. The
+    /// pool is not refilled by this (it would take the place back); it refills on its next wake.
+    pub fn give_up_place(&self) -> Option<OwnedSemaphorePermit> {
+        let mut state = self.inner.lock();
+        let index = state.parked.iter().position(|s| s.place.is_some())?;
+        let mut spare = state.parked.remove(index)?;
+        drop(state);
+        let place = spare.place.take();
+        drop(spare);
+        place
+    }
+
+    /// Asks the pool to check now whether it needs a spare (its owner freed admission places,
+    /// say). Spares are otherwise launched when one is claimed or dies, and when the pool starts.
+    pub fn wake(&self) {
+        self.inner.wake();
+    }
+
     /// Stops the pool: no more spares are launched, and every parked one is stopped (stdin
     /// closed, a grace, SIGTERM, SIGKILL) and reaped; a launch in flight is waited for and its
     /// spare stopped too. Claimed processes belong to their sessions and are left alone.
@@ -349,7 +447,7 @@ impl SparePool {
         if let Some(reason) = resumes(options) {
             return Err(format!("it starts {reason}, which a claim cannot do"));
         }
-        let key = SpawnKey::of(config, options)?;
+        let key = SpawnKey::of(config, options, &pool.own_env)?;
         if let Some(difference) = pool.key.difference(&key) {
             return Err(format!(
                 "its spawn-time options differ from those of the spare pool `{}`: {difference}",
@@ -404,6 +502,11 @@ struct Pool {
     /// Notified when a spare is parked, a launch ends, or the pool closes.
     idle: Notify,
     counters: Counters,
+    hooks: Arc<Hooks>,
+    /// The variables each spare has a value of its own of (left out of the key).
+    own_env: Vec<OsString>,
+    /// The owner's admission places, if spares count against them.
+    places: Option<Arc<Semaphore>>,
 }
 
 #[derive(Default)]
@@ -440,8 +543,9 @@ impl Pool {
         let _ = self.wake.try_send(());
     }
 
-    /// The number of the next spare to launch, if the pool needs one (counted as launching).
-    fn begin_launch(&self) -> Option<u64> {
+    /// The number of the next spare to launch and its admission place, if the pool needs one
+    /// and has a place for it (counted as launching).
+    fn begin_launch(&self) -> Option<(u64, Option<OwnedSemaphorePermit>)> {
         let mut state = self.lock();
         let before = state.parked.len();
         state.parked.retain(|s| !s.has_exited());
@@ -450,9 +554,13 @@ impl Pool {
         if state.closed || state.parked.len() + state.launching >= self.size {
             return None;
         }
+        let place = match &self.places {
+            Some(places) => Some(places.clone().try_acquire_owned().ok()?),
+            None => None,
+        };
         state.launching += 1;
         state.next += 1;
-        Some(state.next)
+        Some((state.next, place))
     }
 
     /// Ends a launch and parks its spare (when the pool has closed meanwhile, `shutdown` stops
@@ -468,12 +576,28 @@ impl Pool {
 
     /// Launches spare `number`: the template's spawn-time options, `--await-claim`, the park
     /// directory, a spill directory of its own.
-    async fn launch(&self, number: u64) -> Result<Spare, SessionError> {
+    async fn launch(
+        &self,
+        number: u64,
+        place: Option<OwnedSemaphorePermit>,
+    ) -> Result<Spare, SessionError> {
         let config = &self.template;
         let session = config.name.to_string();
+        let name: Arc<str> = Arc::from(format!("{}/spare-{number}", self.name));
         let mut options = claimless(config.launch_options());
         options.cwd = Some(self.park_dir.clone());
         options.extra_args.push(("await-claim".to_owned(), None));
+        for (key, value) in &self.hooks.spare_env {
+            options.env.retain(|(k, _)| k != key);
+            options.env.push((key.clone(), value(&name)));
+        }
+        // From here on the spare exists for the owner (its own values were made): every way
+        // out but a claim retires it.
+        let retire = Retire {
+            name: name.clone(),
+            hooks: self.hooks.clone(),
+            armed: true,
+        };
         let spill_dir = tempfile::Builder::new()
             .prefix("claude-spare-")
             .tempdir()
@@ -489,7 +613,6 @@ impl Pool {
                 session: session.clone(),
                 source,
             })?;
-        let name: Arc<str> = Arc::from(format!("{}/spare-{number}", self.name));
         let mut launched = crate::actor::spawn_process(config, name, spec).await?;
         // The exit is watched from now on, so that the pool sees a parked spare die; the
         // session that claims the spare waits on the same watch.
@@ -518,15 +641,45 @@ impl Pool {
             }
         }
         .boxed();
+        // Parked once it has booted: a spare prints one `ui_invalidate` line when it is ready
+        // for its claim, and nothing before.
+        let stdout = std::mem::replace(&mut launched.stdout, Box::pin(tokio::io::empty()));
+        let mut lines = LineReader::new(stdout, config.max_line_bytes);
+        let timeout = config.timeouts.init;
+        let announced = tokio::time::timeout(timeout, async {
+            loop {
+                if lines.take().is_some() {
+                    return Ok(());
+                }
+                match lines.fill().await {
+                    Ok(true) => {}
+                    Ok(false) => return Err("it exited before it announced itself".to_owned()),
+                    Err(e) => return Err(format!("reading its stdout failed: {e}")),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Err(format!("it did not announce itself within {timeout:?}")));
+        if let Err(reason) = announced {
+            let _ = launched.signaller.signal(GroupSignal::Kill);
+            return Err(SessionError::Launch {
+                session,
+                source: crate::LaunchError::Other(format!("spare {number}: {reason}")),
+            });
+        }
         self.counters.launched.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(pool = %self.name, spare = number, pid = launched.pid, "spare parked");
         Ok(Spare {
             number,
             launched: Some(launched),
             spill_dir: Some(spill_dir),
+            lines: Some(lines),
             exit,
             parked_at: Instant::now(),
             claim: Value::Null,
+            place,
+            retire,
+            wake: self.wake.clone(),
         })
     }
 }
@@ -540,7 +693,7 @@ async fn refill(pool: Weak<Pool>, mut woken: mpsc::Receiver<()>) {
             Some(p) => p.begin_launch(),
             None => return,
         };
-        let Some(number) = next else {
+        let Some((number, place)) = next else {
             if pool.upgrade().is_none_or(|p| p.lock().closed) {
                 return;
             }
@@ -550,7 +703,7 @@ async fn refill(pool: Weak<Pool>, mut woken: mpsc::Receiver<()>) {
             continue;
         };
         let Some(p) = pool.upgrade() else { return };
-        match p.launch(number).await {
+        match p.launch(number, place).await {
             Ok(spare) => {
                 p.end_launch(Some(spare));
                 backoff = BACKOFF_MIN;
@@ -574,10 +727,35 @@ pub(crate) struct Spare {
     number: u64,
     launched: Option<LaunchedProcess>,
     spill_dir: Option<tempfile::TempDir>,
+    /// Its stdout, past its announcement.
+    lines: Option<Lines>,
     exit: watch::Receiver<ExitState>,
     parked_at: Instant,
     /// The `claim_session` request for the session that took it.
     claim: Value,
+    /// Its admission place, if the pool counts spares against one.
+    place: Option<OwnedSemaphorePermit>,
+    /// Tells the owner it is gone, unless it was claimed.
+    retire: Retire,
+    /// Wakes the pool's refill (once the place is back, after a claim).
+    wake: mpsc::Sender<()>,
+}
+
+/// Calls the pool's `on_retire` hook for a spare when dropped, unless disarmed by a claim.
+struct Retire {
+    name: Arc<str>,
+    hooks: Arc<Hooks>,
+    armed: bool,
+}
+
+impl Drop for Retire {
+    fn drop(&mut self) {
+        if self.armed
+            && let Some(hook) = &self.hooks.on_retire
+        {
+            hook(&self.name);
+        }
+    }
 }
 
 impl Drop for Spare {
@@ -599,19 +777,20 @@ impl Spare {
     }
 
     /// Sends the spare its `claim_session` request and waits (up to `timeout`) for the answer,
-    /// reading its stdout with a line reader that the session then goes on reading from (so no
-    /// byte after the answer is lost; the lines before it — the spare's `ui_invalidate`
-    /// announcement — are dropped). Returns the process, that reader and the spill directory;
-    /// or, with the spare killed, why the claim failed.
+    /// reading its stdout with the line reader that the session then goes on reading from (so
+    /// no byte after the answer is lost; the spare's `ui_invalidate` announcement was read when
+    /// it was parked). Returns the process, that reader and the spill directory; or, with the
+    /// spare killed, why the claim failed.
     pub(crate) async fn claim(
         mut self,
+        session: &str,
         max_line: usize,
         timeout: Duration,
     ) -> Result<(LaunchedProcess, Lines, tempfile::TempDir), String> {
         let mut launched = self.launched.take().expect("a spare is claimed once");
         let spill_dir = self.spill_dir.take().expect("a spare is claimed once");
-        let stdout = std::mem::replace(&mut launched.stdout, Box::pin(tokio::io::empty()));
-        let mut lines = LineReader::new(stdout, max_line);
+        let mut lines = self.lines.take().expect("a spare is claimed once");
+        lines.set_max_line(max_line);
         let request_id = format!("claim_{}", uuid::Uuid::new_v4().simple());
         let mut line = serde_json::to_vec(&json!({
             "type": "control_request",
@@ -664,7 +843,16 @@ impl Spare {
             ))
         });
         match answered {
-            Ok(()) => Ok((launched, lines, spill_dir)),
+            Ok(()) => {
+                self.retire.armed = false;
+                if let Some(hook) = &self.retire.hooks.on_claim {
+                    hook(&self.retire.name, session);
+                }
+                // The session holds its own place; the spare's goes back, for a new spare.
+                drop(self.place.take());
+                let _ = self.wake.try_send(());
+                Ok((launched, lines, spill_dir))
+            }
             Err(reason) => {
                 // Never reused: the CLI may be half-bound. Its exit watch reaps it.
                 let _ = launched.signaller.signal(GroupSignal::Kill);
@@ -798,7 +986,11 @@ pub(crate) struct SpawnKey {
 
 impl SpawnKey {
     /// The key of `config`'s CLI with (launch) `options`, their claimable parts left out.
-    pub(crate) fn of(config: &SessionConfig, options: &ClaudeOptions) -> Result<Self, String> {
+    pub(crate) fn of(
+        config: &SessionConfig,
+        options: &ClaudeOptions,
+        own_env: &[OsString],
+    ) -> Result<Self, String> {
         let mut options = claimless(options.clone());
         options.extra_args.retain(|(name, _)| name != "await-claim");
         let mut spec = options
@@ -808,7 +1000,7 @@ impl SpawnKey {
         let env = spec
             .env
             .into_iter()
-            .filter(|(k, _)| k != SESSION_ENV && k != LAUNCH_ID_ENV)
+            .filter(|(k, _)| k != SESSION_ENV && k != LAUNCH_ID_ENV && !own_env.contains(k))
             .collect();
         let mut env_remove = spec.env_remove;
         env_remove.sort();

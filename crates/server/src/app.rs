@@ -408,6 +408,16 @@ pub async fn start(config: Config, path: &Path) -> Result<RunningServer, ServeEr
     if let Some(wait) = config.supervisor.restart_wait {
         builder = builder.restart_wait(wait);
     }
+    if let Some(size) = config.supervisor.warm_spares {
+        // The spares are started as a session of `[defaults]` would be.
+        let template = session_spec(&config.defaults, &config.defaults_extras, &credential)
+            .map_err(|e| crate::config::ConfigError::Value {
+                path: path.to_owned(),
+                key: "defaults".into(),
+                message: e.to_string(),
+            })?;
+        builder = builder.warm_spares(size, template.options().clone());
+    }
     for (i, agent) in config.sessions.iter().enumerate() {
         let extras = config.session_extras.get(i).cloned().unwrap_or_default();
         let spec = session_spec(agent, &extras, &credential).map_err(|e| {

@@ -696,6 +696,10 @@ pub struct SupervisorSection {
     /// How long a query waits for a restarting session (default 30 s).
     #[serde(with = "humantime_serde")]
     pub restart_wait: Option<Duration>,
+    /// Keep this many warm spare CLIs, started with `[defaults]`' options: a session whose
+    /// spawn-time options are the defaults' (a different `cwd`, permission mode or system
+    /// prompt is fine) skips the CLI's start-up. Spares count toward `max_sessions`.
+    pub warm_spares: Option<usize>,
 }
 
 impl Default for SupervisorSection {
@@ -707,6 +711,7 @@ impl Default for SupervisorSection {
             max_sessions: None,
             max_sessions_per_group: None,
             restart_wait: None,
+            warm_spares: None,
         }
     }
 }
