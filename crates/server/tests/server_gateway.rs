@@ -4,7 +4,9 @@
 //! answered, the fake API receives that key in `x-api-key`, the CLI's own environment carries
 //! neither the key nor the fake API's URL (only the gateway's), `/health` and `/metrics` show
 //! the session's traffic and its egress report, and no log line carries the key. With
-//! `enabled = false` the CLI gets the key in its own environment (the off switch works).
+//! `enabled = false` the CLI gets the key in its own environment (the off switch works). With
+//! `[supervisor] warm_spares`, a session started over HTTP claims a parked spare, whose own
+//! gateway token the session adopts.
 
 #[path = "support/common.rs"]
 mod support;
@@ -371,6 +373,53 @@ async fn a_spent_group_budget_is_refused_and_shows_in_health_and_metrics() {
         ),
         Some(refused as f64),
         "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_started_over_http_claims_a_warm_spare_that_talks_through_the_gateway() {
+    let Some(env) = RealEnv::start().await else {
+        return;
+    };
+    let key = real_key();
+    let mut config = config(&env, true);
+    config.supervisor.warm_spares = Some(1);
+    let server = serve(&env, &config, &key).await;
+    let url = server.url.clone();
+    let http = reqwest::Client::new();
+
+    // The spare parks in the background (the real CLI boots in well under a second).
+    let mut parked = false;
+    for _ in 0..600 {
+        let health = get_json(&http, &format!("{url}/health")).await;
+        if health["spares"]["parked"] == 1 {
+            parked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(parked, "no spare parked within 30 s");
+
+    let (_, health) = one_turn(&http, &url).await;
+    let session = &health["sessions"][0];
+    assert_eq!(
+        session["instance"]["start"]["path"], "warm",
+        "the session took the spare: {session}"
+    );
+    assert_eq!(health["spares"]["claimed"], 1, "{health}");
+    // Through the gateway, with the real key added there.
+    let requests = env.api.main_requests();
+    assert!(!requests.is_empty(), "{}", env.api.describe_log());
+    for r in &requests {
+        assert_eq!(r.header("x-api-key"), Some(key.as_str()), "{}", r.path);
+    }
+    assert!(
+        health["gateway"]["sessions"]["agent"]["requests"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "counted as the session's: {}",
+        health["gateway"]
     );
     server.stop().await;
 }
