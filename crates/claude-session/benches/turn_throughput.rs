@@ -662,12 +662,30 @@ fn main() {
                 if !cs[i].runs() {
                     continue;
                 }
+                // The in-process contenders run as a task on the runtime's workers, as a
+                // service's handlers do (not on the thread blocked in `block_on`), each alike.
+                let (f, h, sm, bg) = (
+                    fake.clone(),
+                    home.path().to_owned(),
+                    small.clone(),
+                    big.clone(),
+                );
                 let res: Result<(Sample, Option<Value>), String> = match cs[i].id {
-                    "ceiling" => Ok((ceiling(&fake, home.path(), &big, frames).await, None)),
-                    "floor" => Ok((floor(&fake, home.path(), &small, &big).await, None)),
-                    "ours" => ours(&fake, home.path(), &small, &big)
-                        .await
-                        .map(|s| (s, None)),
+                    "ceiling" => {
+                        tokio::spawn(async move { Ok((ceiling(&f, &h, &bg, frames).await, None)) })
+                            .await
+                            .unwrap_or_else(|e| Err(format!("the ceiling task: {e}")))
+                    }
+                    "floor" => {
+                        tokio::spawn(async move { Ok((floor(&f, &h, &sm, &bg).await, None)) })
+                            .await
+                            .unwrap_or_else(|e| Err(format!("the floor task: {e}")))
+                    }
+                    "ours" => {
+                        tokio::spawn(async move { ours(&f, &h, &sm, &bg).await.map(|s| (s, None)) })
+                            .await
+                            .unwrap_or_else(|e| Err(format!("the ours task: {e}")))
+                    }
                     "python-sdk" => {
                         let mut cmd = Command::new(python.as_ref().expect("checked"));
                         cmd.arg(&py_driver)

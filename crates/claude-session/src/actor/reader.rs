@@ -185,8 +185,11 @@ struct HeldResult {
     ack: oneshot::Receiver<()>,
 }
 
+// A stack temporary, moved once into `route`: boxing the frame would cost an allocation per
+// frame on the hot path.
+#[allow(clippy::large_enum_variant)]
 enum Parsed {
-    Frame(Box<Message>),
+    Frame(Message),
     Skipped {
         reason: SkipReason,
         len: usize,
@@ -259,7 +262,7 @@ impl Reader {
                 let parsed = match self.lines.take() {
                     None => break,
                     Some(Framed::Line(line)) => match Message::from_slice(line) {
-                        Ok(msg) => Parsed::Frame(Box::new(msg)),
+                        Ok(msg) => Parsed::Frame(msg),
                         Err(e) => Parsed::Skipped {
                             reason: SkipReason::Malformed,
                             len: line.len(),
@@ -273,7 +276,7 @@ impl Reader {
                     },
                 };
                 match parsed {
-                    Parsed::Frame(msg) => self.route(*msg),
+                    Parsed::Frame(msg) => self.route(msg),
                     Parsed::Skipped {
                         reason,
                         len,
