@@ -2,7 +2,8 @@
 # The I/O-path benchmark, end to end (`just bench`): fake-claude in release, the pinned Python SDK
 # in a venv, the pinned Rust peer, then crates/claude-session/benches/turn_throughput.rs, whose JSON
 # becomes docs/perf/io.json, the chart docs/perf/io.svg and the generated section of
-# docs/performance.md (between <!-- bench:io:start --> and <!-- bench:io:end -->).
+# docs/performance.md (between <!-- bench:io:start --> and <!-- bench:io:end -->), with the
+# instructions per frame under callgrind of the floor and of a Session (scripts/io_instructions.sh).
 #
 # BENCH_QUICK=1: a smoke run (fewer frames and rounds) written under target/bench-io/ only.
 # FRAMES / ROUNDS override the sizes. A peer that cannot be installed or built is reported loudly
@@ -65,6 +66,16 @@ echo "== turn_throughput"
 FAKE_CLAUDE_BIN="$FAKE" BENCH_OUT="$PWD/$OUT_DIR/io.json" \
     cargo bench -p claude-session --bench turn_throughput
 
+# Instructions per frame under callgrind (scripts/io_instructions.sh), merged into the results.
+if [[ "${BENCH_QUICK:-0}" != "0" && -n "${BENCH_QUICK:-}" ]]; then BIG_FRAMES="${FRAMES:-20000}"; else BIG_FRAMES="${FRAMES:-100000}"; fi
+bash scripts/io_instructions.sh target/bench-io/instructions.json target/bench-io/turn-small.jsonl \
+    "target/bench-io/turn-$BIG_FRAMES.jsonl" "$FAKE"
+python3 - "$OUT_DIR/io.json" target/bench-io/instructions.json <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["instructions"] = json.load(open(sys.argv[2]))
+json.dump(doc, open(sys.argv[1], "w"), indent=1)
+PY
 echo "== chart and docs"
 python3 scripts/bench_chart.py "$OUT_DIR/io.json" "$OUT_DIR/io.svg" "${DOC_ARGS[@]}"
 echo "bench.sh: wrote $OUT_DIR/io.json, $OUT_DIR/io.svg and ${DOC_ARGS[1]}"

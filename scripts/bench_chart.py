@@ -208,6 +208,19 @@ def section(doc, chart_rel):
     notes = [f"{LABELS.get(r['id'], r['id'])}: {r['notes']}" for r in rows if r.get("notes")]
     if notes:
         out += ["", "Peer set-up: " + "; ".join(notes) + "."]
+    ins = doc.get("instructions")
+    if ins and ins.get("status") == "ok":
+        out += [
+            "",
+            f"Instructions per frame under callgrind ({ins['valgrind']}; `scripts/io_instructions.sh`: "
+            f"this process only, the difference between a {ins['frames']['small']}-frame and a "
+            f"{fmt_int(ins['frames']['big'])}-frame turn over the difference in frames, so start-up cancels out; "
+            "the session's CLI is started by a plain launcher there, as valgrind lacks `pidfd_open`): "
+            f"floor {fmt_int(ins['floor_per_frame'])}, ours {fmt_int(ins['ours_per_frame'])} "
+            f"(**{ins['ours_over_floor']:.2f}** of the floor).",
+        ]
+    elif ins:
+        out += ["", f"Instructions per frame under callgrind: **NOT RUN**: {ins.get('reason')}."]
     out += [
         "",
         f"Ratios of medians: ours/floor {ratio(ratios['ours_over_floor'])}, "
@@ -224,7 +237,8 @@ def section(doc, chart_rel):
         "Re-run: `just bench` (= `bash scripts/bench.sh`: builds fake-claude in release, makes the "
         "venv `target/bench-venv` with the pinned Python SDK, builds the Rust peer "
         "`benches/peers/rust-sdk` into `target/bench-peers`, runs "
-        "`cargo bench -p claude-session --bench turn_throughput`, writes `docs/perf/io.json`, "
+        "`cargo bench -p claude-session --bench turn_throughput` and `scripts/io_instructions.sh` "
+        "(valgrind from Debian's packages), writes `docs/perf/io.json`, "
         "`docs/perf/io.svg` and this section). `BENCH_QUICK=1` for a smoke run (fewer frames and "
         "rounds; writes under `target/bench-io/` and leaves docs/ alone). Peer drivers: "
         "`benches/peers/python_sdk.py` (`ClaudeSDKClient`, `cli_path` = fake-claude) and "
