@@ -787,8 +787,8 @@ impl Spare {
         max_line: usize,
         timeout: Duration,
     ) -> Result<(LaunchedProcess, Lines, tempfile::TempDir), String> {
-        let mut launched = self.launched.take().expect("a spare is claimed once");
-        let spill_dir = self.spill_dir.take().expect("a spare is claimed once");
+        // The process stays in `self` until the claim has succeeded: if this future is dropped
+        // first, the spare's `Drop` kills it.
         let mut lines = self.lines.take().expect("a spare is claimed once");
         lines.set_max_line(max_line);
         let request_id = format!("claim_{}", uuid::Uuid::new_v4().simple());
@@ -799,7 +799,11 @@ impl Spare {
         }))
         .expect("a JSON value serialises");
         line.push(b'\n');
-        let stdin = &mut launched.stdin;
+        let stdin = &mut self
+            .launched
+            .as_mut()
+            .expect("a spare is claimed once")
+            .stdin;
         let answered = tokio::time::timeout(timeout, async {
             stdin
                 .write_all(&line)
@@ -842,23 +846,19 @@ impl Spare {
                 "the spare did not answer the claim within {timeout:?}"
             ))
         });
-        match answered {
-            Ok(()) => {
-                self.retire.armed = false;
-                if let Some(hook) = &self.retire.hooks.on_claim {
-                    hook(&self.retire.name, session);
-                }
-                // The session holds its own place; the spare's goes back, for a new spare.
-                drop(self.place.take());
-                let _ = self.wake.try_send(());
-                Ok((launched, lines, spill_dir))
-            }
-            Err(reason) => {
-                // Never reused: the CLI may be half-bound. Its exit watch reaps it.
-                let _ = launched.signaller.signal(GroupSignal::Kill);
-                Err(reason)
-            }
+        // A refused claim: the spare is never reused (the CLI may be half-bound); dropping
+        // `self` kills it, and its exit watch reaps it.
+        answered?;
+        self.retire.armed = false;
+        if let Some(hook) = &self.retire.hooks.on_claim {
+            hook(&self.retire.name, session);
         }
+        // The session holds its own place; the spare's goes back, for a new spare.
+        drop(self.place.take());
+        let _ = self.wake.try_send(());
+        let launched = self.launched.take().expect("a spare is claimed once");
+        let spill_dir = self.spill_dir.take().expect("a spare is claimed once");
+        Ok((launched, lines, spill_dir))
     }
 
     /// Stops an unclaimed spare: stdin closed (a parked CLI then exits 0), a grace, SIGTERM,
