@@ -16,6 +16,11 @@
 //! - `rust-sdk`: `claude-agent-sdk-rs` (`benches/peers/rust-sdk`, the binary `BENCH_RUST_PEER`),
 //!   when `BENCH_RUST_PEER` is set.
 //!
+//! The in-process contenders (ceiling, floor, ours) each run as a task spawned on the bench's
+//! 2-worker Tokio runtime, as a service's request handlers do, never on the thread blocked in
+//! `block_on`: a reader that must hand frames to a consumer on another thread is what a
+//! `Session` is built for, and the floor and ceiling get the same runtime.
+//!
 //! Per contender: frames/s of the big turn (query sent → `result` read) and time to ready (spawn
 //! → `initialize` answered, against a fake replaying a small turn, so reading the big file is
 //! never timed); median, min and max over `ROUNDS` rounds. A peer that is not configured or
