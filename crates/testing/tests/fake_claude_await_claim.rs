@@ -176,6 +176,8 @@ fn a_normal_process_refuses_a_claim_and_a_spare_refuses_resume_flags() {
         let mut fake = Fake::spawn(&env, flags, &[]);
         let status = fake.wait();
         assert_eq!(status.code(), Some(1), "{flags:?}");
+        // Its stderr reader may still be behind the exit.
+        fake.wait_stderr_closed();
         assert!(
             fake.stderr().contains(
                 "--await-claim cannot be combined with --continue, --resume or --fork-session"

@@ -221,6 +221,8 @@ impl Fake {
         panic!("stdout never closed; got {} lines", out.len());
     }
 
+    /// What fake-claude wrote to stderr so far (its reader thread may still be behind the
+    /// process: after `wait`, call [`wait_stderr_closed`](Self::wait_stderr_closed) first).
     pub(crate) fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().expect("stderr lock")).into_owned()
     }
