@@ -800,6 +800,20 @@ pub(crate) async fn spawn_process(
     Ok(launched)
 }
 
+/// Awaits a launcher's exit future. A panic in it (the launcher is user code) still reports the
+/// process as gone, else the session would wait for an exit it never hears of.
+pub(crate) async fn exit_status(
+    exit: futures::future::BoxFuture<'static, std::io::Result<ExitStatus>>,
+) -> Result<ExitStatus, String> {
+    match AssertUnwindSafe(exit).catch_unwind().await {
+        Ok(status) => status.map_err(|e| format!("waiting for the CLI failed: {e}")),
+        Err(panic) => Err(format!(
+            "the launcher's exit future panicked: {}",
+            crate::callbacks::panic_message(&*panic)
+        )),
+    }
+}
+
 /// Starts the I/O tasks around a launched process (writer, reader, stderr drain, exit watch)
 /// and announces it (`Spawned`). `lines`: its stdout, when something read from it already.
 fn start_io(
@@ -844,15 +858,7 @@ fn start_io(
     let exit_actor = myself.clone();
     let exit_future = launched.exit;
     let exit_task = tokio::spawn(async move {
-        // The launcher's future: a panic in it still reports the process as gone (else the
-        // session would wait for an exit it never hears of).
-        let status = match AssertUnwindSafe(exit_future).catch_unwind().await {
-            Ok(status) => status.map_err(|e| format!("waiting for the CLI failed: {e}")),
-            Err(panic) => Err(format!(
-                "the launcher's exit future panicked: {}",
-                crate::callbacks::panic_message(&*panic)
-            )),
-        };
+        let status = exit_status(exit_future).await;
         let _ = exit_tx.send(Some(status.clone()));
         let _ = exit_actor.cast(SessionMsg::ProcessExited(status));
     });

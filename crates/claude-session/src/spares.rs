@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
-use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -620,13 +619,7 @@ impl Pool {
         let (exit_tx, exit) = watch::channel::<ExitState>(None);
         let wake = self.wake.clone();
         tokio::spawn(async move {
-            let status = match AssertUnwindSafe(original).catch_unwind().await {
-                Ok(status) => status.map_err(|e| format!("waiting for the CLI failed: {e}")),
-                Err(panic) => Err(format!(
-                    "the launcher's exit future panicked: {}",
-                    crate::callbacks::panic_message(&*panic)
-                )),
-            };
+            let status = crate::actor::exit_status(original).await;
             let _ = exit_tx.send(Some(status));
             let _ = wake.try_send(());
         });
@@ -646,20 +639,13 @@ impl Pool {
         let stdout = std::mem::replace(&mut launched.stdout, Box::pin(tokio::io::empty()));
         let mut lines = LineReader::new(stdout, config.max_line_bytes);
         let timeout = config.timeouts.init;
-        let announced = tokio::time::timeout(timeout, async {
-            loop {
-                if lines.take().is_some() {
-                    return Ok(());
-                }
-                match lines.fill().await {
-                    Ok(true) => {}
-                    Ok(false) => return Err("it exited before it announced itself".to_owned()),
-                    Err(e) => return Err(format!("reading its stdout failed: {e}")),
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| Err(format!("it did not announce itself within {timeout:?}")));
+        let announced =
+            match tokio::time::timeout(timeout, first_line(&mut lines, |_| Some(()))).await {
+                Ok(Ok(Some(()))) => Ok(()),
+                Ok(Ok(None)) => Err("it exited before it announced itself".to_owned()),
+                Ok(Err(e)) => Err(format!("reading its stdout failed: {e}")),
+                Err(_) => Err(format!("it did not announce itself within {timeout:?}")),
+            };
         if let Err(reason) = announced {
             let _ = launched.signaller.signal(GroupSignal::Kill);
             return Err(SessionError::Launch {
@@ -810,34 +796,24 @@ impl Spare {
                 .await
                 .and(stdin.flush().await)
                 .map_err(|e| format!("the claim could not be written to the spare: {e}"))?;
-            loop {
-                while let Some(framed) = lines.take() {
-                    let Framed::Line(bytes) = framed else {
-                        continue;
-                    };
-                    let Ok(frame) = serde_json::from_slice::<Value>(bytes) else {
-                        continue;
-                    };
-                    let response = &frame["response"];
-                    if frame["type"] != "control_response" || response["request_id"] != *request_id
-                    {
-                        continue;
-                    }
-                    return match response["subtype"].as_str() {
+            let answer = first_line(&mut lines, |bytes| {
+                let frame = serde_json::from_slice::<Value>(bytes).ok()?;
+                let response = &frame["response"];
+                (frame["type"] == "control_response" && response["request_id"] == *request_id).then(
+                    || match response["subtype"].as_str() {
                         Some("success") => Ok(()),
                         _ => Err(format!(
                             "the spare refused the claim: {}",
                             response["error"].as_str().unwrap_or("(no message)")
                         )),
-                    };
-                }
-                match lines.fill().await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return Err("the spare exited before it answered the claim".to_owned());
-                    }
-                    Err(e) => return Err(format!("reading the spare's answer failed: {e}")),
-                }
+                    },
+                )
+            })
+            .await;
+            match answer {
+                Ok(Some(answer)) => answer,
+                Ok(None) => Err("the spare exited before it answered the claim".to_owned()),
+                Err(e) => Err(format!("reading the spare's answer failed: {e}")),
             }
         })
         .await
@@ -888,6 +864,26 @@ impl Spare {
         }
         // Whatever it left in its containment goes too.
         let _ = signaller.signal(GroupSignal::Kill);
+    }
+}
+
+/// Reads `lines` until `pick` takes a line (`Ok(Some(..))`), skipping the lines it does not and
+/// oversize ones; `Ok(None)` at the end of the stream.
+async fn first_line<T>(
+    lines: &mut Lines,
+    mut pick: impl FnMut(&[u8]) -> Option<T>,
+) -> std::io::Result<Option<T>> {
+    loop {
+        while let Some(framed) = lines.take() {
+            if let Framed::Line(bytes) = framed
+                && let Some(picked) = pick(bytes)
+            {
+                return Ok(Some(picked));
+            }
+        }
+        if !lines.fill().await? {
+            return Ok(None);
+        }
     }
 }
 

@@ -209,12 +209,14 @@ async fn a_spare_that_dies_parked_is_replaced_and_never_handed_out() {
     )
     .unwrap();
     assert_group_gone(dead as i32).await;
-    // Replaced: the pool parks a new one.
-    loop {
+    // Replaced: the pool parks a new one. (Its exit watch may lag the reaping by a moment, so
+    // `ready` can still count the dead one once: bounded retries.)
+    for attempt in 0.. {
         pool.ready().await;
         if pool.parked_pids() != vec![dead] {
             break;
         }
+        assert!(attempt < 500, "the dead spare was never replaced");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let fresh = pool.parked_pids()[0];

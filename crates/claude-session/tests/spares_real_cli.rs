@@ -23,6 +23,22 @@ async fn a_claimed_spare_answers_in_its_own_directory_and_its_conversation_resum
     let pool = SparePool::builder(template).size(1).build().unwrap();
     pool.ready().await;
     let spare_pid = pool.parked_pids()[0];
+    // The spare's CLI talks only to the fake API on loopback, from the sandbox.
+    let environ = std::fs::read(format!("/proc/{spare_pid}/environ")).unwrap();
+    let environ: Vec<String> = String::from_utf8_lossy(&environ)
+        .split('\0')
+        .map(str::to_owned)
+        .collect();
+    let var = |name: &str| {
+        environ
+            .iter()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_owned))
+            .unwrap_or_else(|| panic!("{name} is not set in the spare"))
+    };
+    assert_eq!(var("ANTHROPIC_BASE_URL"), env.api.base_url());
+    assert!(var("ANTHROPIC_BASE_URL").starts_with("http://127.0.0.1:"));
+    assert_eq!(var("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"), "1");
+    assert!(std::path::Path::new(&var("HOME")).starts_with(env.sandbox.root()));
 
     let project = env.sandbox.work_dir().join("proj-warm");
     std::fs::create_dir_all(&project).unwrap();
